@@ -1,0 +1,548 @@
+/*
+ * config: parse the main configuration file through the typed parameter table.
+ * Syntax: "name = value" lines; '#' starts a comment line; a line starting with
+ * white space continues the previous value (as in Postfix main.cf).
+ */
+#include "conf/config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "util/log.h"
+#include "util/xalloc.h"
+
+enum ptype { P_STR, P_INT, P_SIZE, P_TIME, P_BOOL, P_ENUM, P_LIST, P_LISTEN };
+
+struct param {
+	const char *name;
+	enum ptype type;
+	const char *def;
+	size_t off;
+	long min, max;
+	const char *const *enums; /* P_ENUM: names, index = stored value */
+	const char *doc;
+};
+
+static const char *const ip_modes[] = { "ipv4", "ipv4+ipv6", "ipv6", NULL };
+static const char *const bare_modes[] = { "normalize", "reject", NULL };
+
+#define F(x) offsetof(struct config, x)
+static const struct param params[] = {
+	{ "hostname", P_STR, "", F(hostname), 0, 0, NULL,
+	  "Host name used in the greeting, EHLO reply, Received: headers and Maildir file names. Empty: the system host name." },
+	{ "node_id", P_STR, "", F(node_id), 0, 0, NULL,
+	  "Name of this node in a cluster sharing one spool; part of every queue id and of the active/ claim folder. Letters and digits only, at most 12. Empty: derived from the host name." },
+	{ "work_dir", P_STR, "/var/spool/tsubame", F(work_dir), 0, 0, NULL,
+	  "Work folder: the queue (incoming/, active/, deferred/, corrupt/) and the logs (log/) live here." },
+	{ "user", P_STR, "tsubame", F(user), 0, 0, NULL,
+	  "Unprivileged user the smtpd, queue and deliver processes run as after the master binds its listeners. Ignored when started as a non-root user." },
+	{ "debug", P_BOOL, "no", F(debug), 0, 1, NULL, "Log debug lines (every SMTP command and reply)." },
+	{ "listen", P_LISTEN, "127.0.0.1:25", F(listen), 0, 0, NULL,
+	  "Listening endpoints, separated by spaces or commas: ADDRESS:PORT, [IPv6]:PORT, or *:PORT for every address allowed by ip_mode. A port ending in '*' is implicit TLS (R1)." },
+	{ "ip_mode", P_ENUM, "ipv4", F(ip_mode), 0, 0, ip_modes,
+	  "Which IP versions '*' listeners use: ipv4, ipv4+ipv6 or ipv6." },
+	{ "hidden_ips", P_LIST, "", F(hidden_ips), 0, 0, NULL,
+	  "Local addresses that never answer: a connection made to one of them is closed without a greeting (cluster real IPs)." },
+	{ "max_sessions", P_INT, "0", F(max_sessions), 0, 1000000, NULL,
+	  "Maximum concurrent SMTP sessions; 0 = unlimited. Over the limit a client gets 421 4.7.0 and is disconnected." },
+	{ "max_message_size", P_SIZE, "10240000", F(max_message_size), 0, LONG_MAX, NULL,
+	  "Largest message accepted, in bytes (k, m, g suffixes allowed); 0 = unlimited. Advertised in SIZE; 552 5.3.4 when exceeded." },
+	{ "max_recipients", P_INT, "1000", F(max_recipients), 1, 1000000, NULL,
+	  "Maximum recipients per message; further RCPT commands get 452 4.5.3." },
+	{ "max_line_length", P_INT, "2048", F(max_line_length), 512, 1000000, NULL,
+	  "Longest SMTP command line accepted, CRLF included; longer lines are skipped to their end and answered 500 5.5.2." },
+	{ "max_errors", P_INT, "20", F(max_errors), 1, 100000, NULL,
+	  "Errors (4xx/5xx replies) allowed per session before it is closed with 421 4.7.0." },
+	{ "command_timeout", P_TIME, "300", F(command_timeout), 1, 86400, NULL,
+	  "Seconds to wait for the next command (RFC 5321 4.5.3.2: at least 5 minutes)." },
+	{ "data_timeout", P_TIME, "300", F(data_timeout), 1, 86400, NULL,
+	  "Seconds to wait for the next block of message data." },
+	{ "vrfy_expn", P_BOOL, "yes", F(vrfy_expn), 0, 1, NULL,
+	  "Answer VRFY and EXPN (the manual's default). 'no' answers 252 2.5.2 without looking anything up." },
+	{ "bare_newline", P_ENUM, "normalize", F(bare_newline), 0, 0, bare_modes,
+	  "Message lines ending in a bare LF: 'normalize' stores them as CRLF lines, 'reject' refuses the message with 550 5.5.2. Either way only CRLF.CRLF ends DATA." },
+	{ "max_received_headers", P_INT, "50", F(max_received_headers), 1, 1000, NULL,
+	  "A message with more Received: headers than this is a mail loop: rejected with 554 5.4.6 at DATA, bounced 5.4.6 at delivery." },
+	{ "received_template", P_STR, "", F(received_template), 0, 0, NULL,
+	  "File with the Received: header template (the manual's header.dat); empty = built-in template. See docs/received.md for the ${...} variables." },
+	{ "domains_file", P_STR, "domains", F(domains_file), 0, 0, NULL,
+	  "Local domains table (docs/tables.md), relative to the configuration file's folder." },
+	{ "accounts_file", P_STR, "accounts", F(accounts_file), 0, 0, NULL,
+	  "Accounts table in the manual's tab-separated format with hashed passwords." },
+	{ "aliases_file", P_STR, "aliases", F(aliases_file), 0, 0, NULL,
+	  "Aliases table: 'alias real[,1|,0]' lines (L4)." },
+	{ "mailbox_path", P_STR, "/var/mail/%DOMAIN%/%USERNAME%/Maildir", F(mailbox_path), 0, 0, NULL,
+	  "Maildir of an account: %USERNAME%, %DOMAIN% and %HOME% are replaced (L3)." },
+	{ "mailbox_size_limit", P_SIZE, "0", F(mailbox_size_limit), 0, LONG_MAX, NULL,
+	  "Global mailbox quota in bytes; 0 = unlimited. A per-account or per-domain limit takes precedence." },
+	{ "deliver_processes", P_INT, "2", F(deliver_processes), 1, 64, NULL,
+	  "Number of local delivery processes working in parallel." },
+	{ "shutdown_timeout", P_TIME, "30", F(shutdown_timeout), 0, 3600, NULL,
+	  "On SIGTERM, seconds to let sessions in the middle of a transaction finish before they are closed." },
+	{ "bounce_notice_lines", P_INT, "30", F(bounce_notice_lines), 0, 100000, NULL,
+	  "Body lines of the original message returned in a bounce after its headers." },
+	{ "postmaster_address", P_STR, "", F(postmaster_address), 0, 0, NULL,
+	  "Administrator address shown in bounces; empty = postmaster@hostname." },
+};
+#define NPARAMS (sizeof(params) / sizeof(params[0]))
+
+static void *field(struct config *c, const struct param *p) { return (char *)c + p->off; }
+
+static void strlist_free(struct strlist *l)
+{
+	for (size_t i = 0; i < l->n; i++)
+		free(l->v[i]);
+	free(l->v);
+	l->v = NULL;
+	l->n = 0;
+}
+
+static int split_list(const char *s, struct strlist *out)
+{
+	struct strlist l = { NULL, 0 };
+	const char *p = s;
+	while (*p) {
+		while (*p == ' ' || *p == '\t' || *p == ',')
+			p++;
+		if (!*p)
+			break;
+		const char *start = p;
+		while (*p && *p != ' ' && *p != '\t' && *p != ',')
+			p++;
+		l.v = xreallocarray(l.v, l.n + 1, sizeof(char *));
+		l.v[l.n++] = xstrndup(start, (size_t)(p - start));
+	}
+	strlist_free(out);
+	*out = l;
+	return 0;
+}
+
+static int parse_number(const char *s, enum ptype t, long *out)
+{
+	char *end;
+	errno = 0;
+	long long v = strtoll(s, &end, 10);
+	if (errno || end == s || v < 0)
+		return -1;
+	long long mul = 1;
+	if (*end && end[1] == '\0') {
+		char u = (char)tolower((unsigned char)*end);
+		if (t == P_SIZE && u == 'k') mul = 1024;
+		else if (t == P_SIZE && u == 'm') mul = 1024 * 1024;
+		else if (t == P_SIZE && u == 'g') mul = 1024LL * 1024 * 1024;
+		else if (t == P_TIME && u == 's') mul = 1;
+		else if (t == P_TIME && u == 'm') mul = 60;
+		else if (t == P_TIME && u == 'h') mul = 3600;
+		else if (t == P_TIME && u == 'd') mul = 86400;
+		else return -1;
+	} else if (*end) {
+		return -1;
+	}
+	if (v > LONG_MAX / mul)
+		return -1;
+	*out = (long)(v * mul);
+	return 0;
+}
+
+static int parse_listen(const char *value, struct config *c, struct buf *why)
+{
+	struct strlist items = { NULL, 0 };
+	split_list(value, &items);
+	struct listen_addr *v = xcalloc(items.n ? items.n : 1, sizeof(*v));
+	int bad = 0;
+	for (size_t i = 0; i < items.n && !bad; i++) {
+		const char *it = items.v[i];
+		struct listen_addr *a = &v[i];
+		snprintf(a->text, sizeof(a->text), "%s", it);
+		const char *colon;
+		if (it[0] == '[') {
+			const char *close = strchr(it, ']');
+			if (!close || close[1] != ':' || (size_t)(close - it - 1) >= sizeof(a->host)) {
+				buf_appendf(why, "bad listen address '%s' (want [IPv6]:PORT)", it);
+				bad = 1;
+				break;
+			}
+			memcpy(a->host, it + 1, (size_t)(close - it - 1));
+			colon = close + 1;
+		} else {
+			colon = strrchr(it, ':');
+			if (!colon || (size_t)(colon - it) >= sizeof(a->host) || colon == it) {
+				buf_appendf(why, "bad listen address '%s' (want ADDRESS:PORT)", it);
+				bad = 1;
+				break;
+			}
+			memcpy(a->host, it, (size_t)(colon - it));
+		}
+		const char *port = colon + 1;
+		size_t plen = strlen(port);
+		if (plen && port[plen - 1] == '*') {
+			a->implicit_tls = 1;
+			plen--;
+		}
+		char *end;
+		long pn = strtol(port, &end, 10);
+		if (plen == 0 || plen >= sizeof(a->port) || end != port + plen || pn < 1 || pn > 65535) {
+			buf_appendf(why, "bad port in listen address '%s'", it);
+			bad = 1;
+			break;
+		}
+		memcpy(a->port, port, plen);
+	}
+	strlist_free(&items);
+	if (bad) {
+		free(v);
+		return -1;
+	}
+	free(c->listen);
+	c->listen = v;
+	c->nlisten = items.n;
+	return 0;
+}
+
+/* Set one parameter from text; on error, append the reason (no location) to why. */
+static int set_param(struct config *c, const struct param *p, const char *value, struct buf *why)
+{
+	void *f = field(c, p);
+	long n;
+	switch (p->type) {
+	case P_STR:
+		free(*(char **)f);
+		*(char **)f = xstrdup(value);
+		return 0;
+	case P_INT:
+	case P_SIZE:
+	case P_TIME:
+		if (parse_number(value, p->type, &n) < 0) {
+			buf_appendf(why, "%s: '%s' is not a %s", p->name, value,
+			    p->type == P_SIZE ? "size (bytes, k, m, g)" : p->type == P_TIME ? "time (s, m, h, d)" : "number");
+			return -1;
+		}
+		if (n < p->min || n > p->max) {
+			buf_appendf(why, "%s: %ld is out of range %ld..%ld", p->name, n, p->min, p->max);
+			return -1;
+		}
+		*(long *)f = n;
+		return 0;
+	case P_BOOL:
+		if (!strcasecmp(value, "yes") || !strcasecmp(value, "true") || !strcmp(value, "1") || !strcasecmp(value, "on"))
+			*(int *)f = 1;
+		else if (!strcasecmp(value, "no") || !strcasecmp(value, "false") || !strcmp(value, "0") || !strcasecmp(value, "off"))
+			*(int *)f = 0;
+		else {
+			buf_appendf(why, "%s: '%s' is not yes or no", p->name, value);
+			return -1;
+		}
+		return 0;
+	case P_ENUM:
+		for (int i = 0; p->enums[i]; i++)
+			if (!strcasecmp(value, p->enums[i])) {
+				*(int *)f = i;
+				return 0;
+			}
+		buf_appendf(why, "%s: '%s' is not one of", p->name, value);
+		for (int i = 0; p->enums[i]; i++)
+			buf_appendf(why, " %s", p->enums[i]);
+		return -1;
+	case P_LIST:
+		return split_list(value, (struct strlist *)f);
+	case P_LISTEN:
+		if (parse_listen(value, c, why) < 0)
+			return -1;
+		if (c->nlisten == 0) {
+			buf_appendf(why, "listen: at least one address is needed");
+			return -1;
+		}
+		return 0;
+	}
+	return -1;
+}
+
+static const struct param *find_param(const char *name)
+{
+	for (size_t i = 0; i < NPARAMS; i++)
+		if (!strcmp(params[i].name, name))
+			return &params[i];
+	return NULL;
+}
+
+void config_defaults(struct config *c)
+{
+	struct buf why;
+	memset(c, 0, sizeof(*c));
+	buf_init(&why, 4096);
+	for (size_t i = 0; i < NPARAMS; i++)
+		if (set_param(c, &params[i], params[i].def, &why) < 0)
+			panic("bad built-in default for %s: %s", params[i].name, buf_cstr(&why));
+	buf_free(&why);
+	c->path = xstrdup("");
+	c->config_dir = xstrdup(".");
+}
+
+static char *trim(char *s)
+{
+	while (*s == ' ' || *s == '\t')
+		s++;
+	size_t n = strlen(s);
+	while (n && (s[n - 1] == ' ' || s[n - 1] == '\t' || s[n - 1] == '\r' || s[n - 1] == '\n'))
+		s[--n] = '\0';
+	return s;
+}
+
+static int apply(struct config *c, const char *path, int line, const char *name, const char *value,
+    int *seen, struct buf *errors)
+{
+	const struct param *p = find_param(name);
+	if (!p) {
+		buf_appendf(errors, "%s:%d: unknown parameter '%s'\n", path, line, name);
+		return 1;
+	}
+	size_t idx = (size_t)(p - params);
+	if (seen[idx]) {
+		buf_appendf(errors, "%s:%d: '%s' is set a second time (first at line %d)\n", path, line, name, seen[idx]);
+		return 1;
+	}
+	seen[idx] = line;
+	struct buf why;
+	buf_init(&why, 1024);
+	int r = set_param(c, p, value, &why);
+	if (r < 0)
+		buf_appendf(errors, "%s:%d: %s\n", path, line, buf_cstr(&why));
+	buf_free(&why);
+	return r < 0;
+}
+
+static int finish(struct config *c, const char *path, struct buf *errors)
+{
+	int problems = 0;
+	char host[256];
+	if (c->hostname[0] == '\0') {
+		if (gethostname(host, sizeof(host)) < 0)
+			snprintf(host, sizeof(host), "localhost");
+		host[sizeof(host) - 1] = '\0';
+		free(c->hostname);
+		c->hostname = xstrdup(host);
+	}
+	if (c->node_id[0] == '\0') {
+		char id[13];
+		size_t o = 0;
+		for (const char *p = c->hostname; *p && *p != '.' && o < 12; p++)
+			if (isalnum((unsigned char)*p))
+				id[o++] = *p;
+		if (o == 0)
+			id[o++] = 'n';
+		id[o] = '\0';
+		free(c->node_id);
+		c->node_id = xstrdup(id);
+	} else {
+		size_t n = strlen(c->node_id);
+		int ok = n > 0 && n <= 12;
+		for (const char *p = c->node_id; *p; p++)
+			if (!isalnum((unsigned char)*p))
+				ok = 0;
+		if (!ok) {
+			buf_appendf(errors, "%s: node_id '%s' must be 1 to 12 letters or digits\n", path, c->node_id);
+			problems++;
+		}
+	}
+	if (c->work_dir[0] != '/') {
+		buf_appendf(errors, "%s: work_dir '%s' must be an absolute path\n", path, c->work_dir);
+		problems++;
+	}
+	if (c->max_message_size > 0 && c->max_message_size < 1024) {
+		buf_appendf(errors, "%s: max_message_size %ld is below 1024 bytes\n", path, c->max_message_size);
+		problems++;
+	}
+	for (size_t i = 0; i < c->nlisten; i++)
+		if (c->listen[i].implicit_tls) {
+			buf_appendf(errors, "%s: listen %s: implicit TLS listeners need TLS support, which this build does not have yet\n",
+			    path, c->listen[i].text);
+			problems++;
+		}
+	return problems;
+}
+
+int config_load(struct config *c, const char *path, struct buf *errors)
+{
+	config_defaults(c);
+	free(c->path);
+	c->path = xstrdup(path);
+	free(c->config_dir);
+	const char *slash = strrchr(path, '/');
+	c->config_dir = slash ? xstrndup(path, (size_t)(slash - path)) : xstrdup(".");
+	if (c->config_dir[0] == '\0') {
+		free(c->config_dir);
+		c->config_dir = xstrdup("/");
+	}
+
+	FILE *fp = fopen(path, "r");
+	if (!fp) {
+		buf_appendf(errors, "%s: cannot open: %s\n", path, strerror(errno));
+		return 1;
+	}
+	int seen[NPARAMS];
+	memset(seen, 0, sizeof(seen));
+	int problems = 0, lineno = 0, start_line = 0;
+	char *line = NULL;
+	size_t cap = 0;
+	struct buf name, value;
+	buf_init(&name, 256);
+	buf_init(&value, 1 << 20);
+	int have = 0;
+	ssize_t n;
+	while ((n = getline(&line, &cap, fp)) >= 0) {
+		lineno++;
+		if ((size_t)n != strlen(line)) {
+			buf_appendf(errors, "%s:%d: NUL byte in line\n", path, lineno);
+			problems++;
+			continue;
+		}
+		char *t = trim(line);
+		if (*t == '\0' || *t == '#')
+			continue;
+		if (line[0] == ' ' || line[0] == '\t') {
+			if (!have) {
+				buf_appendf(errors, "%s:%d: continuation line without a parameter before it\n", path, lineno);
+				problems++;
+				continue;
+			}
+			if (buf_putc(&value, ' ') < 0 || buf_puts(&value, t) < 0) {
+				buf_appendf(errors, "%s:%d: value too long\n", path, lineno);
+				problems++;
+			}
+			continue;
+		}
+		if (have)
+			problems += apply(c, path, start_line, buf_cstr(&name), buf_cstr(&value), seen, errors);
+		have = 0;
+		char *eq = strchr(t, '=');
+		if (!eq) {
+			buf_appendf(errors, "%s:%d: expected 'name = value'\n", path, lineno);
+			problems++;
+			continue;
+		}
+		*eq = '\0';
+		char *k = trim(t), *v = trim(eq + 1);
+		buf_reset(&name);
+		buf_reset(&value);
+		if (*k == '\0' || buf_puts(&name, k) < 0 || buf_puts(&value, v) < 0) {
+			buf_appendf(errors, "%s:%d: bad parameter name\n", path, lineno);
+			problems++;
+			continue;
+		}
+		have = 1;
+		start_line = lineno;
+	}
+	if (have)
+		problems += apply(c, path, start_line, buf_cstr(&name), buf_cstr(&value), seen, errors);
+	free(line);
+	fclose(fp);
+	buf_free(&name);
+	buf_free(&value);
+	problems += finish(c, path, errors);
+	return problems;
+}
+
+void config_free(struct config *c)
+{
+	for (size_t i = 0; i < NPARAMS; i++) {
+		void *f = field(c, &params[i]);
+		if (params[i].type == P_STR) {
+			free(*(char **)f);
+			*(char **)f = NULL;
+		} else if (params[i].type == P_LIST) {
+			strlist_free((struct strlist *)f);
+		}
+	}
+	free(c->listen);
+	c->listen = NULL;
+	c->nlisten = 0;
+	free(c->path);
+	free(c->config_dir);
+	c->path = c->config_dir = NULL;
+}
+
+char *config_path(const struct config *c, const char *file)
+{
+	if (file[0] == '/' || file[0] == '\0')
+		return xstrdup(file);
+	return xasprintf("%s/%s", c->config_dir, file);
+}
+
+static void value_text(const struct config *c, const struct param *p, struct buf *out)
+{
+	const void *f = (const char *)c + p->off;
+	switch (p->type) {
+	case P_STR: buf_puts(out, *(char *const *)f ? *(char *const *)f : ""); break;
+	case P_INT: case P_SIZE: case P_TIME: buf_appendf(out, "%ld", *(const long *)f); break;
+	case P_BOOL: buf_puts(out, *(const int *)f ? "yes" : "no"); break;
+	case P_ENUM: buf_puts(out, p->enums[*(const int *)f]); break;
+	case P_LIST: {
+		const struct strlist *l = f;
+		for (size_t i = 0; i < l->n; i++)
+			buf_appendf(out, "%s%s", i ? " " : "", l->v[i]);
+		break;
+	}
+	case P_LISTEN:
+		for (size_t i = 0; i < c->nlisten; i++)
+			buf_appendf(out, "%s%s", i ? " " : "", c->listen[i].text);
+		break;
+	}
+}
+
+static void write_all(int fd, const char *s, size_t n)
+{
+	while (n) {
+		ssize_t w = write(fd, s, n);
+		if (w <= 0)
+			return;
+		s += w;
+		n -= (size_t)w;
+	}
+}
+
+void config_print(const struct config *c, int fd)
+{
+	struct buf out;
+	buf_init(&out, 1 << 20);
+	for (size_t i = 0; i < NPARAMS; i++) {
+		buf_appendf(&out, "%s = ", params[i].name);
+		value_text(c, &params[i], &out);
+		buf_putc(&out, '\n');
+	}
+	write_all(fd, out.data, out.len);
+	buf_free(&out);
+}
+
+void config_print_docs(int fd)
+{
+	static const char *tnames[] = { "string", "number", "size", "time", "yes/no", "choice", "list", "listen list" };
+	struct buf out;
+	buf_init(&out, 1 << 20);
+	buf_puts(&out, "# Configuration reference\n\n"
+	    "Generated by `tsubamed -D` from the parameter table in `src/conf/config.c`; do not edit by hand.\n\n"
+	    "The main file holds `name = value` lines. `#` starts a comment line; a line that starts with\n"
+	    "white space continues the value above it. Sizes take `k`, `m`, `g`; times take `s`, `m`, `h`, `d`.\n"
+	    "`tsubamed -n -c FILE` checks a file and its tables and prints every problem as `file:line: message`.\n\n"
+	    "| parameter | type | default | meaning |\n|---|---|---|---|\n");
+	for (size_t i = 0; i < NPARAMS; i++) {
+		const struct param *p = &params[i];
+		buf_appendf(&out, "| `%s` | %s | `%s` | %s", p->name, tnames[p->type], p->def[0] ? p->def : "(empty)", p->doc);
+		if (p->type == P_ENUM) {
+			buf_puts(&out, " Choices:");
+			for (int k = 0; p->enums[k]; k++)
+				buf_appendf(&out, " `%s`", p->enums[k]);
+			buf_puts(&out, ".");
+		} else if ((p->type == P_INT || p->type == P_SIZE || p->type == P_TIME) && p->max != LONG_MAX) {
+			buf_appendf(&out, " Range %ld..%ld.", p->min, p->max);
+		}
+		buf_puts(&out, " |\n");
+	}
+	write_all(fd, out.data, out.len);
+	buf_free(&out);
+}

@@ -1,0 +1,88 @@
+/*
+ * config: the main configuration file, driven by one typed parameter table.
+ *
+ * The table in config.c ({name, type, default, field, min, max, doc}) is the single
+ * truth: it drives parsing, `tsubamed -n` (errors as file:line), `tsubamed -p` (the
+ * effective values) and docs/configuration.md (`tsubamed -D`).  Values live in a
+ * struct config owned by whoever loaded it; nothing here is global, so a reload
+ * builds a new struct and swaps it in only when it parsed cleanly.
+ */
+#ifndef TSUBAME_CONFIG_H
+#define TSUBAME_CONFIG_H
+
+#include <stddef.h>
+
+#include "util/buf.h"
+
+enum ip_mode { IP_MODE_V4 = 0, IP_MODE_V4V6, IP_MODE_V6 };
+enum bare_newline_mode { BARE_NEWLINE_NORMALIZE = 0, BARE_NEWLINE_REJECT };
+
+struct strlist {
+	char **v;
+	size_t n;
+};
+
+/* One listening endpoint: "127.0.0.1:2525", "[::1]:25", "*:25", "192.0.2.4:465*". */
+struct listen_addr {
+	char host[64];   /* numeric address, or "*" for every address of ip_mode */
+	char port[8];
+	int implicit_tls; /* port written with a trailing '*' (R1) */
+	char text[80];   /* as written, for logs and errors */
+};
+
+struct config {
+	char *path;        /* the main file as given */
+	char *config_dir;  /* its directory: relative table paths start here */
+
+	char *hostname;
+	char *node_id;
+	char *work_dir;
+	char *user;
+	int debug;
+
+	struct listen_addr *listen;
+	size_t nlisten;
+	int ip_mode;
+	struct strlist hidden_ips;
+	long max_sessions;
+
+	long max_message_size;
+	long max_recipients;
+	long max_line_length;
+	long max_errors;
+	long command_timeout;
+	long data_timeout;
+	int vrfy_expn;
+	int bare_newline;
+	long max_received_headers;
+	char *received_template;
+
+	char *domains_file;
+	char *accounts_file;
+	char *aliases_file;
+	char *mailbox_path;
+	long mailbox_size_limit;
+
+	long deliver_processes;
+	long shutdown_timeout;
+	long bounce_notice_lines;
+	char *postmaster_address;
+};
+
+/* Defaults only (no file). */
+void config_defaults(struct config *c);
+/*
+ * Load `path` over the defaults.  Every problem is appended to errors as
+ * "file:line: message\n"; returns the number of problems (0 = usable).
+ */
+int config_load(struct config *c, const char *path, struct buf *errors);
+void config_free(struct config *c);
+/* Resolve a table path relative to the configuration directory (caller frees). */
+char *config_path(const struct config *c, const char *file);
+
+/* Write every parameter with its effective value, "name = value" lines. */
+void config_print(const struct config *c, int fd);
+/* Write the Markdown reference of every parameter (docs/configuration.md). */
+void config_print_docs(int fd);
+
+#endif

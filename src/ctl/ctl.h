@@ -1,0 +1,25 @@
+/*
+ * ctl: tsubamectl, the administrator's command line (O2).
+ *
+ * Each subcommand family lives in its own file and gets the loaded configuration.
+ * Exit status: 0 success, 1 failure (message on stderr), 2 usage error.
+ * Commands that change tables rewrite them atomically and then ask a running
+ * daemon to reload (SIGHUP to the pid in work_dir/tsubamed.pid), if one runs.
+ */
+#ifndef TSUBAME_CTL_H
+#define TSUBAME_CTL_H
+
+#include "conf/config.h"
+
+struct ctl {
+	struct config cfg;
+	const char *config_path;
+};
+
+int ctl_queue(struct ctl *c, int argc, char **argv);    /* queue list|show|delete */
+int ctl_account(struct ctl *c, int argc, char **argv);  /* account add|del|passwd|list|show|import|export */
+int ctl_domain(struct ctl *c, int argc, char **argv);   /* domain add|del|list */
+/* Signal a running daemon to reload; 0 when signalled, 1 when none runs (not an error for callers). */
+int ctl_reload(struct ctl *c);
+
+#endif

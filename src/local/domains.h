@@ -1,0 +1,44 @@
+/*
+ * domains: the local domains table (L1).
+ *
+ * File format (docs/tables.md), one domain per line, '#' comments:
+ *   example.test  aliases=mail.example.test,example.org  max_accounts=0 mailbox_limit=0 max_messages=0 max_message_size=0
+ * Only the name is required; limits default to 0 = unlimited.  A host alias is
+ * another name for the same domain (mail sent to user@mail.example.test is
+ * delivered to user@example.test).  Names are compared case-insensitively.
+ */
+#ifndef TSUBAME_DOMAINS_H
+#define TSUBAME_DOMAINS_H
+
+#include <stddef.h>
+
+#include "util/buf.h"
+
+struct domain {
+	char *name;            /* canonical name, lower case */
+	char **aliases;        /* host aliases, lower case */
+	size_t naliases;
+	long max_accounts;     /* 0 = unlimited */
+	long mailbox_limit;    /* per-account default quota in bytes, 0 = use the global */
+	long max_messages;     /* per-mailbox message count limit, 0 = unlimited */
+	long max_message_size; /* per-message limit for this domain, 0 = global only */
+	int line;
+};
+
+struct domain_table {
+	struct domain *v;
+	size_t n;
+};
+
+/* A missing file is an empty table.  Errors "file:line: message\n"; returns their count. */
+int domains_load(struct domain_table *t, const char *path, struct buf *errors);
+void domains_free(struct domain_table *t);
+/* Match a name or a host alias; NULL when not local. */
+const struct domain *domains_find(const struct domain_table *t, const char *name);
+/* Atomic rewrite of the file (temporary file, fsync, rename). 0 or -1 with errno. */
+int domains_save(const struct domain_table *t, const char *path);
+/* Add (copying d) or remove by name; 0, or -1 when it exists / does not exist. */
+int domains_add(struct domain_table *t, const struct domain *d);
+int domains_remove(struct domain_table *t, const char *name);
+
+#endif

@@ -1,0 +1,40 @@
+/*
+ * maildir: Maildir delivery (L3) and mailbox usage for quotas.
+ *
+ * A delivery writes tmp/<unique>, fsyncs it, renames it into new/ and fsyncs new/:
+ * only then is it reported as delivered (invariant 2).  Unique names follow the
+ * Maildir convention "<sec>.M<usec>P<pid>Q<n>.<host>,S=<size>" so that Dovecot and
+ * quota code read the size without stat().  Content is stored with LF line ends
+ * (CRLF from the queue file becomes LF; bare CR is kept), as Unix MTAs do.
+ */
+#ifndef TSUBAME_MAILDIR_H
+#define TSUBAME_MAILDIR_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "local/accounts.h"
+
+/* Expand %USERNAME% %DOMAIN% %HOME% (case-sensitive tokens).  0, or -1 when too long or unsafe ("..", NUL). */
+int mailbox_path_expand(const char *tmpl, const struct account *a, char *out, size_t outsz);
+
+/* Usage over new/ and cur/; a missing Maildir is empty.  0 or -1 (errno). */
+int maildir_usage(const char *maildir, long long *bytes, long long *messages);
+
+struct maildir_delivery {
+	const char *maildir;      /* created (with tmp/ new/ cur/, mode 0700) when missing */
+	const char *return_path;  /* envelope sender, "" for <> */
+	const char *delivered_to; /* envelope recipient */
+	const char *hostname;
+	int data_fd;              /* queue file */
+	off_t data_off;           /* message content: CRLF lines */
+	off_t data_len;
+};
+
+/*
+ * Deliver one copy.  0 on success (fsynced into new/).  -1 on failure with a reason
+ * in why; *temporary says whether a retry may succeed (disk full, I/O error) or not.
+ */
+int maildir_deliver(const struct maildir_delivery *d, char *why, size_t whysz, int *temporary);
+
+#endif

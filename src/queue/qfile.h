@@ -1,0 +1,89 @@
+/*
+ * qfile: the queue file format (version 1): one self-delimiting file per message.
+ *
+ *   TSUBAME-QUEUE 1\n
+ *   qid: <qid>\n
+ *   arrival: <unix seconds>\n
+ *   sender: <address, empty for <>>\n
+ *   client-addr: ...\n  client-name: ...\n  helo: ...\n  proto: ESMTP\n
+ *   body: 7bit|8bitmime|binarymime\n   smtputf8: 0|1\n
+ *   rcpt: <S> <attempts:4 digits> <next try:12 digits> <orig>\t<dest>\t<present>\n   (repeated)
+ *   data: \n
+ *   <message content, CRLF lines, exactly data-len bytes>
+ *   \nend <data-len, 12 digits>\n
+ * Values are percent-encoded for bytes <= 0x20 (except inside the rcpt line's
+ * fixed fields), '%', 0x7f, so every record is one line.  The state letter, the
+ * attempt counter and the next-try time of a recipient have fixed width so that
+ * the queue manager updates them in place (one pwrite) — no rewrite of the file.
+ * A file without its end record, or whose length disagrees with it, is invalid:
+ * a torn write is always detected.  Unknown keys in the header are errors (the
+ * version number is the upgrade path).
+ */
+#ifndef TSUBAME_QFILE_H
+#define TSUBAME_QFILE_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "queue/qid.h"
+#include "util/buf.h"
+
+#define QFILE_MAGIC "TSUBAME-QUEUE 1\n"
+
+enum rcpt_state {
+	RCPT_LOCAL = 'L',    /* waiting for local delivery */
+	RCPT_REMOTE = 'R',   /* waiting for the delivery engine (remote) */
+	RCPT_DONE = 'D',     /* delivered */
+	RCPT_BOUNCED = 'B',  /* failed; the bounce is durably queued */
+	RCPT_EXPIRED = 'X'   /* given up; bounce queued */
+};
+
+struct qrcpt {
+	char state;
+	unsigned attempts;
+	long long next_try;  /* unix seconds, 0 = now */
+	char *orig;          /* as given in RCPT TO */
+	char *dest;          /* where it goes (after aliases) */
+	char *present;       /* envelope recipient to present (manual's rewrite rule) */
+	off_t state_off;     /* file offset of the state letter (set by the parser / writer) */
+};
+
+struct qenvelope {
+	char qid[QID_MAX];
+	long long arrival;
+	char *sender;
+	char *client_addr;
+	char *client_name;
+	char *helo;
+	char *proto;
+	int body;            /* 0 7bit, 1 8bitmime, 2 binarymime */
+	int smtputf8;
+	struct qrcpt *rcpt;
+	size_t nrcpt;
+	off_t data_off;      /* where the content starts */
+	off_t data_len;
+};
+
+/* Header records through "data: \n"; sets each rcpt's state_off relative to the file start. */
+void qfile_write_header(struct buf *out, struct qenvelope *e);
+/* The end record for data_len bytes of content. */
+void qfile_write_trailer(struct buf *out, off_t data_len);
+/* Length of the end record (for size checks). */
+size_t qfile_trailer_len(void);
+
+/*
+ * Read and validate a whole queue file from fd (pread, offset-independent).
+ * 0 on success; -1 with a reason in why (invalid / torn / unknown version).
+ */
+int qfile_parse(int fd, struct qenvelope *e, char *why, size_t whysz);
+/* Same, from memory (used by the fuzzer and tests). */
+int qfile_parse_mem(const char *p, size_t len, struct qenvelope *e, char *why, size_t whysz);
+void qenvelope_free(struct qenvelope *e);
+
+/* Update one recipient in place (state, attempts, next_try) with one pwrite. 0 or -1. */
+int qfile_set_rcpt(int fd, const struct qrcpt *r);
+
+/* 1 when no recipient is in state L or R. */
+int qenvelope_finished(const struct qenvelope *e);
+
+#endif
