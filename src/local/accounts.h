@@ -7,7 +7,9 @@
  * or SHA-512 "$6$").  On import a plain password is hashed; a value that already is
  * a supported hash is kept, so export -> import round-trips.  Flags are 0/1.
  * Lookups are case-insensitive on account and domain.  `postmaster` is an account
- * like any other: it exists only when created.
+ * like any other: it exists only when created.  Lines starting with '#' and empty
+ * lines are ignored; a line may have 7 columns (no mailbox limit = 0).  A save
+ * rewrites the file atomically (comments are not kept).
  */
 #ifndef TSUBAME_ACCOUNTS_H
 #define TSUBAME_ACCOUNTS_H
@@ -36,7 +38,10 @@ struct account_table {
 	void *index;       /* private lookup index */
 };
 
+/* A missing file is an empty table.  Errors "file:line: message\n"; returns their count. */
 int accounts_load(struct account_table *t, const char *path, struct buf *errors);
+/* The same from an open stream; name is used in the messages (tests, fuzzing). */
+int accounts_parse(struct account_table *t, FILE *fp, const char *name, struct buf *errors);
 void accounts_free(struct account_table *t);
 const struct account *accounts_find(const struct account_table *t, const char *local, const char *domain);
 int accounts_save(const struct account_table *t, const char *path);
@@ -44,6 +49,11 @@ int accounts_save(const struct account_table *t, const char *path);
 int accounts_add(struct account_table *t, const struct account *a);
 int accounts_remove(struct account_table *t, const char *local, const char *domain);
 size_t accounts_count_in_domain(const struct account_table *t, const char *domain);
+/*
+ * 1 when name is a valid account name: an RFC 5322 dot-atom local part of at most
+ * 64 bytes, without '/' (it becomes a path component) and not starting with '#'.
+ */
+int account_name_valid(const char *name);
 
 /* Hash a plain password with yescrypt (SHA-512 crypt when yescrypt is unavailable); caller frees. NULL on failure. */
 char *password_hash(const char *plain);

@@ -13,12 +13,18 @@
  * Precedence: an exact alias, then an existing account, then wildcard aliases (the
  * most specific pattern, i.e. the longest literal text, first); so a catch-all
  * "*@domain" never steals mail from a real account.  Targets that are aliases
- * themselves are expanded again, to a depth of 10; loops are reported as errors.
+ * themselves are expanded again, to a depth of 10; loops are reported as errors,
+ * except a target naming the address being expanded itself ("a -> a, b": keep a
+ * copy), which is delivered there without further expansion.  When wildcard
+ * patterns tie on specificity the first in the file wins.  The rewrite rule is
+ * applied at every hop: "present" starts as the address given and is replaced by a
+ * hop's target only when that hop rewrites.  Results are deduplicated by dest.
  */
 #ifndef TSUBAME_ALIASES_H
 #define TSUBAME_ALIASES_H
 
 #include <stddef.h>
+#include <stdio.h>
 
 #include "util/buf.h"
 
@@ -41,7 +47,10 @@ struct alias_result {
 	char present[512]; /* the envelope recipient shown to that destination */
 };
 
+/* A missing file is an empty table.  Errors "file:line: message\n"; returns their count. */
 int aliases_load(struct alias_table *t, const char *path, struct buf *errors);
+/* The same from an open stream; name is used in the messages (tests, fuzzing). */
+int aliases_parse(struct alias_table *t, FILE *fp, const char *name, struct buf *errors);
 void aliases_free(struct alias_table *t);
 
 /* Does an account exist?  Supplied by the caller so this module stays table-agnostic. */

@@ -6,11 +6,14 @@
  * Only the name is required; limits default to 0 = unlimited.  A host alias is
  * another name for the same domain (mail sent to user@mail.example.test is
  * delivered to user@example.test).  Names are compared case-insensitively.
+ * Size values (mailbox_limit, max_message_size) accept k, m, g suffixes.
+ * A save rewrites the file from the table: comments are not kept.
  */
 #ifndef TSUBAME_DOMAINS_H
 #define TSUBAME_DOMAINS_H
 
 #include <stddef.h>
+#include <stdio.h>
 
 #include "util/buf.h"
 
@@ -32,6 +35,8 @@ struct domain_table {
 
 /* A missing file is an empty table.  Errors "file:line: message\n"; returns their count. */
 int domains_load(struct domain_table *t, const char *path, struct buf *errors);
+/* The same from an open stream; name is used in the messages (tests, fuzzing). */
+int domains_parse(struct domain_table *t, FILE *fp, const char *name, struct buf *errors);
 void domains_free(struct domain_table *t);
 /* Match a name or a host alias; NULL when not local. */
 const struct domain *domains_find(const struct domain_table *t, const char *name);
@@ -40,5 +45,7 @@ int domains_save(const struct domain_table *t, const char *path);
 /* Add (copying d) or remove by name; 0, or -1 when it exists / does not exist. */
 int domains_add(struct domain_table *t, const struct domain *d);
 int domains_remove(struct domain_table *t, const char *name);
+/* 1 when name is a syntactically valid host name (RFC 1035 labels, letters digits '-'). */
+int domain_name_valid(const char *name);
 
 #endif

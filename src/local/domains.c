@@ -1,0 +1,345 @@
+/*
+ * domains: parse, look up and rewrite the local domains table (L1).
+ * The file is written by the administrator or tsubamectl; every line is checked
+ * and reported as "file:line: message", and a bad line is left out of the table.
+ */
+#include "local/domains.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "local/tablefile.h"
+#include "util/xalloc.h"
+
+#define DOMAIN_NAME_MAX 253 /* RFC 1035 2.3.4, without the trailing dot */
+#define DOMAIN_MAX_FIELDS 16
+#define DOMAIN_MAX_ALIASES 64
+
+int domain_name_valid(const char *name)
+{
+	size_t len = strlen(name), label = 0;
+
+	if (len == 0 || len > DOMAIN_NAME_MAX)
+		return 0;
+	/* RFC 1035 2.3.1: labels of letters, digits and hyphens, not starting or ending with '-'. */
+	for (size_t i = 0; i <= len; i++) {
+		char c = name[i];
+		if (c == '.' || c == '\0') {
+			if (label == 0 || label > 63 || name[i - 1] == '-')
+				return 0;
+			label = 0;
+			continue;
+		}
+		if (!isalnum((unsigned char)c) && c != '-')
+			return 0;
+		if (label == 0 && c == '-')
+			return 0;
+		label++;
+	}
+	return 1;
+}
+
+static void lower(char *s)
+{
+	for (; *s; s++)
+		*s = (char)tolower((unsigned char)*s);
+}
+
+/* A non-negative number; sizes may carry k, m or g as in the main configuration. */
+static int parse_number(const char *s, int size, long *out)
+{
+	char *end;
+	long mul = 1;
+
+	if (!isdigit((unsigned char)s[0]))
+		return -1;
+	errno = 0;
+	unsigned long long v = strtoull(s, &end, 10);
+	if (errno != 0)
+		return -1;
+	if (size && *end && end[1] == '\0') {
+		switch (tolower((unsigned char)*end)) {
+		case 'k': mul = 1024L; end++; break;
+		case 'm': mul = 1024L * 1024; end++; break;
+		case 'g': mul = 1024L * 1024 * 1024; end++; break;
+		default: break;
+		}
+	}
+	if (*end != '\0' || v > (unsigned long long)(LONG_MAX / mul))
+		return -1;
+	*out = (long)v * mul;
+	return 0;
+}
+
+static void domain_free(struct domain *d)
+{
+	free(d->name);
+	for (size_t i = 0; i < d->naliases; i++)
+		free(d->aliases[i]);
+	free(d->aliases);
+	memset(d, 0, sizeof(*d));
+}
+
+void domains_free(struct domain_table *t)
+{
+	for (size_t i = 0; i < t->n; i++)
+		domain_free(&t->v[i]);
+	free(t->v);
+	t->v = NULL;
+	t->n = 0;
+}
+
+const struct domain *domains_find(const struct domain_table *t, const char *name)
+{
+	for (size_t i = 0; i < t->n; i++) {
+		const struct domain *d = &t->v[i];
+		if (strcasecmp(d->name, name) == 0)
+			return d;
+		for (size_t j = 0; j < d->naliases; j++)
+			if (strcasecmp(d->aliases[j], name) == 0)
+				return d;
+	}
+	return NULL;
+}
+
+/* Is name already used as a domain or host alias? */
+static int name_taken(const struct domain_table *t, const char *name)
+{
+	return domains_find(t, name) != NULL;
+}
+
+static void append(struct domain_table *t, struct domain *d)
+{
+	t->v = tablefile_grow(t->v, t->n, sizeof(*t->v));
+	t->v[t->n++] = *d;
+}
+
+struct line_ctx {
+	const char *file;
+	int line;
+	struct buf *errors;
+	int nerr;
+};
+
+static void err(struct line_ctx *lc, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void err(struct line_ctx *lc, const char *fmt, ...)
+{
+	va_list ap;
+
+	buf_appendf(lc->errors, "%s:%d: ", lc->file, lc->line);
+	va_start(ap, fmt);
+	buf_vappendf(lc->errors, fmt, ap);
+	va_end(ap);
+	buf_putc(lc->errors, '\n');
+	lc->nerr++;
+}
+
+static int parse_aliases(struct line_ctx *lc, const struct domain_table *t, struct domain *d, char *list)
+{
+	char *save = NULL;
+
+	if (*list == '\0') {
+		err(lc, "%s", "empty aliases= value");
+		return -1;
+	}
+	if (list[strlen(list) - 1] == ',' || list[0] == ',' || strstr(list, ",,")) {
+		err(lc, "empty name in aliases=%s", list);
+		return -1;
+	}
+	for (char *a = strtok_r(list, ",", &save); a; a = strtok_r(NULL, ",", &save)) {
+		lower(a);
+		if (!domain_name_valid(a)) {
+			err(lc, "invalid host alias \"%s\"", a);
+			return -1;
+		}
+		int dup = strcmp(a, d->name) == 0 || name_taken(t, a);
+		for (size_t i = 0; i < d->naliases && !dup; i++)
+			dup = strcmp(d->aliases[i], a) == 0;
+		if (dup) {
+			err(lc, "duplicate domain or host alias \"%s\"", a);
+			return -1;
+		}
+		if (d->naliases >= DOMAIN_MAX_ALIASES) {
+			err(lc, "%s", "too many host aliases");
+			return -1;
+		}
+		d->aliases = xreallocarray(d->aliases, d->naliases + 1, sizeof(*d->aliases));
+		d->aliases[d->naliases++] = xstrdup(a);
+	}
+	return 0;
+}
+
+static int parse_line(struct line_ctx *lc, struct domain_table *t, char *line)
+{
+	char *f[DOMAIN_MAX_FIELDS + 1];
+	size_t nf = tablefile_split_ws(line, f, DOMAIN_MAX_FIELDS + 1);
+	struct domain d = { .line = lc->line };
+	int seen_aliases = 0;
+
+	if (nf == 0 || f[0][0] == '#')
+		return 0;
+	if (nf > DOMAIN_MAX_FIELDS) {
+		err(lc, "%s", "too many fields");
+		return -1;
+	}
+	lower(f[0]);
+	if (!domain_name_valid(f[0])) {
+		err(lc, "invalid domain name \"%s\"", f[0]);
+		return -1;
+	}
+	if (name_taken(t, f[0])) {
+		err(lc, "duplicate domain or host alias \"%s\"", f[0]);
+		return -1;
+	}
+	d.name = xstrdup(f[0]);
+	for (size_t i = 1; i < nf; i++) {
+		char *eq = strchr(f[i], '=');
+		if (eq == NULL) {
+			err(lc, "expected key=value, got \"%s\"", f[i]);
+			goto fail;
+		}
+		*eq = '\0';
+		const char *key = f[i];
+		char *val = eq + 1;
+		long *num = NULL;
+		int size = 0;
+		if (strcmp(key, "aliases") == 0) {
+			if (seen_aliases++) {
+				err(lc, "%s", "aliases= given twice");
+				goto fail;
+			}
+			if (parse_aliases(lc, t, &d, val) < 0)
+				goto fail;
+			continue;
+		} else if (strcmp(key, "max_accounts") == 0) {
+			num = &d.max_accounts;
+		} else if (strcmp(key, "mailbox_limit") == 0) {
+			num = &d.mailbox_limit;
+			size = 1;
+		} else if (strcmp(key, "max_messages") == 0) {
+			num = &d.max_messages;
+		} else if (strcmp(key, "max_message_size") == 0) {
+			num = &d.max_message_size;
+			size = 1;
+		} else {
+			err(lc, "unknown key \"%s\"", key);
+			goto fail;
+		}
+		if (parse_number(val, size, num) < 0) {
+			err(lc, "bad number for %s: \"%s\"", key, val);
+			goto fail;
+		}
+	}
+	append(t, &d);
+	return 0;
+fail:
+	domain_free(&d);
+	return -1;
+}
+
+int domains_parse(struct domain_table *t, FILE *fp, const char *name, struct buf *errors)
+{
+	char line[TABLE_LINE_MAX];
+	struct line_ctx lc = { .file = name, .errors = errors };
+	enum table_line r;
+
+	while ((r = tablefile_getline(fp, line, sizeof(line), &lc.line)) != TABLE_LINE_EOF) {
+		if (r == TABLE_LINE_TOO_LONG)
+			err(&lc, "%s", "line too long");
+		else if (r == TABLE_LINE_NUL)
+			err(&lc, "%s", "NUL byte in line");
+		else
+			parse_line(&lc, t, line);
+	}
+	if (ferror(fp)) {
+		buf_appendf(errors, "%s: read error\n", name);
+		lc.nerr++;
+	}
+	return lc.nerr;
+}
+
+int domains_load(struct domain_table *t, const char *path, struct buf *errors)
+{
+	FILE *fp = fopen(path, "re");
+
+	if (fp == NULL) {
+		if (errno == ENOENT)
+			return 0;
+		buf_appendf(errors, "%s: %s\n", path, strerror(errno));
+		return 1;
+	}
+	int n = domains_parse(t, fp, path, errors);
+	fclose(fp);
+	return n;
+}
+
+static int write_domains(FILE *fp, const void *ctx)
+{
+	const struct domain_table *t = ctx;
+
+	fprintf(fp, "# Local domains (L1); see docs/tables.md.  Rewritten by tsubamectl.\n");
+	for (size_t i = 0; i < t->n; i++) {
+		const struct domain *d = &t->v[i];
+		fputs(d->name, fp);
+		for (size_t j = 0; j < d->naliases; j++)
+			fprintf(fp, "%s%s", j ? "," : " aliases=", d->aliases[j]);
+		if (d->max_accounts)
+			fprintf(fp, " max_accounts=%ld", d->max_accounts);
+		if (d->mailbox_limit)
+			fprintf(fp, " mailbox_limit=%ld", d->mailbox_limit);
+		if (d->max_messages)
+			fprintf(fp, " max_messages=%ld", d->max_messages);
+		if (d->max_message_size)
+			fprintf(fp, " max_message_size=%ld", d->max_message_size);
+		fputc('\n', fp);
+	}
+	return ferror(fp) ? -1 : 0;
+}
+
+int domains_save(const struct domain_table *t, const char *path)
+{
+	return tablefile_save(path, 0, write_domains, t);
+}
+
+int domains_add(struct domain_table *t, const struct domain *d)
+{
+	if (!domain_name_valid(d->name) || name_taken(t, d->name))
+		return -1;
+	for (size_t i = 0; i < d->naliases; i++) {
+		if (!domain_name_valid(d->aliases[i]) || name_taken(t, d->aliases[i]) ||
+		    strcasecmp(d->aliases[i], d->name) == 0)
+			return -1;
+		for (size_t j = 0; j < i; j++)
+			if (strcasecmp(d->aliases[i], d->aliases[j]) == 0)
+				return -1;
+	}
+	struct domain c = *d;
+	c.name = xstrdup(d->name);
+	lower(c.name);
+	c.aliases = d->naliases ? xcalloc(d->naliases, sizeof(*c.aliases)) : NULL;
+	for (size_t i = 0; i < d->naliases; i++) {
+		c.aliases[i] = xstrdup(d->aliases[i]);
+		lower(c.aliases[i]);
+	}
+	append(t, &c);
+	return 0;
+}
+
+int domains_remove(struct domain_table *t, const char *name)
+{
+	for (size_t i = 0; i < t->n; i++) {
+		if (strcasecmp(t->v[i].name, name) != 0)
+			continue;
+		domain_free(&t->v[i]);
+		memmove(&t->v[i], &t->v[i + 1], (t->n - i - 1) * sizeof(*t->v));
+		t->n--;
+		return 0;
+	}
+	return -1;
+}
