@@ -15,7 +15,11 @@
 
 #include "local/accounts.h"
 
-/* Expand %USERNAME% %DOMAIN% %HOME% (case-sensitive tokens).  0, or -1 when too long or unsafe ("..", NUL). */
+/*
+ * Expand %USERNAME% %DOMAIN% %HOME% (case-sensitive tokens).  0, or -1 when too long
+ * or unsafe: not absolute, "/../" or a final "/..", an empty value for a token used,
+ * or a '/' (or a name "." or "..") in the account name or domain.
+ */
 int mailbox_path_expand(const char *tmpl, const struct account *a, char *out, size_t outsz);
 
 /* Usage over new/ and cur/; a missing Maildir is empty.  0 or -1 (errno). */
