@@ -83,6 +83,10 @@ static const struct param params[] = {
 	  "Global mailbox quota in bytes; 0 = unlimited. A per-account or per-domain limit takes precedence." },
 	{ "deliver_processes", P_INT, "2", F(deliver_processes), 1, 64, NULL,
 	  "Number of local delivery processes working in parallel." },
+	{ "retry_interval", P_TIME, "120", F(retry_interval), 1, 86400, NULL,
+	  "Seconds before a temporarily failed delivery is tried again (the manual's default, 120 s); doubled per attempt up to one hour." },
+	{ "queue_lifetime", P_TIME, "5d", F(queue_lifetime), 60, 365L * 86400, NULL,
+	  "How long a message may stay queued with temporary failures before it is bounced (5.4.7)." },
 	{ "shutdown_timeout", P_TIME, "30", F(shutdown_timeout), 0, 3600, NULL,
 	  "On SIGTERM, seconds to let sessions in the middle of a transaction finish before they are closed." },
 	{ "bounce_notice_lines", P_INT, "30", F(bounce_notice_lines), 0, 100000, NULL,
@@ -194,6 +198,7 @@ static int parse_listen(const char *value, struct config *c, struct buf *why)
 		}
 		memcpy(a->port, port, plen);
 	}
+	size_t count = items.n;
 	strlist_free(&items);
 	if (bad) {
 		free(v);
@@ -201,7 +206,7 @@ static int parse_listen(const char *value, struct config *c, struct buf *why)
 	}
 	free(c->listen);
 	c->listen = v;
-	c->nlisten = items.n;
+	c->nlisten = count;
 	return 0;
 }
 

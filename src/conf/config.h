@@ -64,6 +64,8 @@ struct config {
 	long mailbox_size_limit;
 
 	long deliver_processes;
+	long retry_interval;
+	long queue_lifetime;
 	long shutdown_timeout;
 	long bounce_notice_lines;
 	char *postmaster_address;

@@ -7,6 +7,7 @@
 #define TSUBAME_XALLOC_H
 
 #include <stddef.h>
+#include <stdlib.h>
 
 void *xmalloc(size_t n);
 void *xcalloc(size_t nmemb, size_t size);

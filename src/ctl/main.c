@@ -1,0 +1,93 @@
+/*
+ * tsubamectl: the administrator's command (O2).
+ *   tsubamectl [-c FILE] queue|account|domain|reload|check ...
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "ctl/ctl.h"
+#include "master/master.h"
+#include "util/log.h"
+#include "util/xalloc.h"
+
+#define DEFAULT_CONFIG "/etc/tsubame/tsubamed.conf"
+
+static void usage(void)
+{
+	fprintf(stderr,
+	    "usage: tsubamectl [-c config] command ...\n"
+	    "  queue list | show QID [--body] | delete QID...\n"
+	    "  account add|del|passwd|list|show|import|export ...\n"
+	    "  domain add|del|list ...\n"
+	    "  check          check the configuration and tables (like tsubamed -n)\n"
+	    "  reload         ask the running daemon to reload\n");
+	exit(2);
+}
+
+int ctl_reload(struct ctl *c)
+{
+	char *pidfile = xasprintf("%s/tsubamed.pid", c->cfg.work_dir);
+	FILE *fp = fopen(pidfile, "r");
+	free(pidfile);
+	if (!fp)
+		return 1;
+	long pid = 0;
+	int ok = fscanf(fp, "%ld", &pid) == 1 && pid > 1;
+	fclose(fp);
+	if (!ok || kill((pid_t)pid, SIGHUP) < 0)
+		return 1;
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	const char *path = getenv("TSUBAME_CONFIG") ? getenv("TSUBAME_CONFIG") : DEFAULT_CONFIG;
+	int i = 1;
+	while (i < argc && argv[i][0] == '-') {
+		if (!strcmp(argv[i], "-c") && i + 1 < argc) {
+			path = argv[i + 1];
+			i += 2;
+		} else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+			usage();
+		} else {
+			usage();
+		}
+	}
+	if (i >= argc)
+		usage();
+	log_init("tsubamectl");
+	struct ctl c;
+	memset(&c, 0, sizeof(c));
+	c.config_path = path;
+	struct buf errors;
+	buf_init(&errors, 1 << 20);
+	int problems = config_load(&c.cfg, path, &errors);
+	if (problems) {
+		fputs(buf_cstr(&errors), stderr);
+		buf_free(&errors);
+		return 1;
+	}
+	buf_free(&errors);
+	const char *cmd = argv[i];
+	int rc;
+	if (!strcmp(cmd, "queue"))
+		rc = ctl_queue(&c, argc - i - 1, argv + i + 1);
+	else if (!strcmp(cmd, "account"))
+		rc = ctl_account(&c, argc - i - 1, argv + i + 1);
+	else if (!strcmp(cmd, "domain"))
+		rc = ctl_domain(&c, argc - i - 1, argv + i + 1);
+	else if (!strcmp(cmd, "check")) {
+		rc = master_check(&c.cfg, path) ? 1 : 0;
+		if (!rc)
+			printf("%s: configuration OK\n", path);
+	} else if (!strcmp(cmd, "reload")) {
+		rc = ctl_reload(&c);
+		fprintf(rc ? stderr : stdout, rc ? "tsubamectl: no running daemon found\n" : "reload requested\n");
+	} else
+		usage();
+	config_free(&c.cfg);
+	return rc;
+}

@@ -1,0 +1,162 @@
+/*
+ * deliver: the delivery process main loop (see deliver.h for its SECURITY
+ * paragraph).  Each IPC_D_DELIVER names a queue file (passed as a descriptor)
+ * and up to a few hundred local recipients; every recipient gets an
+ * IPC_D_RESULT, then the request gets IPC_D_DONE.  A result of DELIVER_OK is
+ * only sent after the Maildir file and its directory entry were fsynced.
+ */
+#include "deliver/deliver.h"
+
+#include <event2/event.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "util/log.h"
+#include "util/xalloc.h"
+
+struct deliver {
+	struct event_base *base;
+	struct config *cfg;
+	struct local_tables *tables;
+	struct ipc_channel queue;
+	struct event *ev_sighup, *ev_sigterm, *ev_sigint;
+};
+
+static void send_result(struct deliver *d, const char *qid, uint32_t idx, const struct local_result *r)
+{
+	struct buf p;
+	buf_init(&p, 4096);
+	ipc_put_str(&p, qid);
+	ipc_put_u32(&p, idx);
+	ipc_put_u32(&p, (uint32_t)r->status);
+	ipc_put_str(&p, r->enh);
+	ipc_put_str(&p, r->text);
+	ipc_send(&d->queue, IPC_D_RESULT, &p, -1);
+	buf_free(&p);
+}
+
+static void on_queue_msg(struct ipc_channel *ch, struct ipc_msg *m, void *arg)
+{
+	struct deliver *d = arg;
+	if (m->type != IPC_D_DELIVER) {
+		log_warnx("event=ipc_unexpected type=%u peer=queue", m->type);
+		if (m->fd >= 0)
+			close(m->fd);
+		return;
+	}
+	const char *qid = ipc_get_str(m);
+	off_t off = (off_t)ipc_get_u64(m);
+	off_t len = (off_t)ipc_get_u64(m);
+	const char *sender = ipc_get_str(m);
+	uint32_t n = ipc_get_u32(m);
+	struct item { uint32_t idx; const char *dest, *present; } *items = xcalloc(n ? n : 1, sizeof(*items));
+	for (uint32_t i = 0; i < n && !m->bad; i++) {
+		items[i].idx = ipc_get_u32(m);
+		items[i].dest = ipc_get_str(m);
+		items[i].present = ipc_get_str(m);
+	}
+	if (ipc_end(m) < 0 || m->fd < 0) {
+		if (m->fd >= 0)
+			close(m->fd);
+		free(items);
+		return;
+	}
+	unsigned received = count_received(m->fd, off, len);
+	for (uint32_t i = 0; i < n; i++) {
+		struct local_result r;
+		local_deliver(d->cfg, d->tables, m->fd, off, len, sender, items[i].dest, items[i].present, received, &r);
+		log_to(LOG_DELIVERY, "qid=%s event=%s to=<%s> present=<%s> relay=local dsn=%s status=%s detail=%s", qid,
+		    r.status == DELIVER_OK ? "delivered" : r.status == DELIVER_TEMPFAIL ? "deferred" : "failed",
+		    lq(items[i].dest), lq(items[i].present), r.enh,
+		    r.status == DELIVER_OK ? "sent" : r.status == DELIVER_TEMPFAIL ? "deferred" : "bounced", lq(r.text));
+		send_result(d, qid, items[i].idx, &r);
+	}
+	close(m->fd);
+	free(items);
+	struct buf p;
+	buf_init(&p, 256);
+	ipc_put_str(&p, qid);
+	ipc_send(&d->queue, IPC_D_DONE, &p, -1);
+	buf_free(&p);
+}
+
+static void on_queue_close(struct ipc_channel *ch, void *arg)
+{
+	struct deliver *d = arg;
+	event_base_loopexit(d->base, NULL);
+}
+
+static void on_sighup(evutil_socket_t sig, short what, void *arg)
+{
+	struct deliver *d = arg;
+	struct config *cfg = xcalloc(1, sizeof(*cfg));
+	struct local_tables *t = xcalloc(1, sizeof(*t));
+	struct buf errors;
+	buf_init(&errors, 64 * 1024);
+	if (config_load(cfg, d->cfg->path, &errors) == 0 && local_tables_load(t, cfg, &errors) == 0) {
+		if (d->cfg != cfg) {
+			config_free(d->cfg);
+			free(d->cfg);
+		}
+		local_tables_free(d->tables);
+		free(d->tables);
+		d->cfg = cfg;
+		d->tables = t;
+	} else {
+		log_warnx("event=reload_failed errors=%s", lq(buf_cstr(&errors)));
+		config_free(cfg);
+		free(cfg);
+		local_tables_free(t);
+		free(t);
+	}
+	buf_free(&errors);
+}
+
+static void on_sigterm(evutil_socket_t sig, short what, void *arg)
+{
+	struct deliver *d = arg;
+	/* Requests are handled whole inside one callback, so stopping here never cuts a delivery short. */
+	event_base_loopexit(d->base, NULL);
+}
+
+int deliver_main(struct config *cfg, int queue_fd, int index)
+{
+	struct deliver d;
+	char name[32];
+	memset(&d, 0, sizeof(d));
+	snprintf(name, sizeof(name), "deliver%d", index);
+	log_set_process(name);
+	signal(SIGPIPE, SIG_IGN);
+	d.cfg = cfg;
+	d.tables = xcalloc(1, sizeof(*d.tables));
+	struct buf errors;
+	buf_init(&errors, 64 * 1024);
+	if (local_tables_load(d.tables, cfg, &errors) != 0)
+		fatalx("event=start_failed errors=%s", lq(buf_cstr(&errors)));
+	buf_free(&errors);
+	d.base = event_base_new();
+	if (!d.base)
+		fatalx("event=start_failed reason=event_base");
+	ipc_channel_init(&d.queue, d.base, queue_fd, "queue", on_queue_msg, on_queue_close, &d);
+	d.ev_sighup = evsignal_new(d.base, SIGHUP, on_sighup, &d);
+	d.ev_sigterm = evsignal_new(d.base, SIGTERM, on_sigterm, &d);
+	d.ev_sigint = evsignal_new(d.base, SIGINT, on_sigterm, &d);
+	event_add(d.ev_sighup, NULL);
+	event_add(d.ev_sigterm, NULL);
+	event_add(d.ev_sigint, NULL);
+	event_base_dispatch(d.base);
+	ipc_channel_close(&d.queue);
+	event_free(d.ev_sighup);
+	event_free(d.ev_sigterm);
+	event_free(d.ev_sigint);
+	event_base_free(d.base);
+	local_tables_free(d.tables);
+	free(d.tables);
+	if (d.cfg != cfg) {
+		config_free(d.cfg);
+		free(d.cfg);
+	}
+	return 0;
+}

@@ -1,0 +1,90 @@
+/*
+ * ipc: typed messages between the daemon's processes, over SOCK_SEQPACKET
+ * socketpairs, with an optional file descriptor passed alongside (SCM_RIGHTS).
+ *
+ * Each datagram is one message: {u32 type, u32 length} then the payload built with
+ * ipc_put_*.  A reader takes fields with ipc_get_* and must finish with ipc_end(),
+ * which fails unless every byte was consumed and no read ran past the end (as
+ * OpenSMTPD's mproc does): a peer that sends garbage is detected, never trusted.
+ * Sends never block: a message the socket cannot take now is queued and flushed
+ * when it becomes writable.
+ */
+#ifndef TSUBAME_IPC_H
+#define TSUBAME_IPC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "util/buf.h"
+
+struct event_base;
+struct event;
+
+#define IPC_MAX_MESSAGE (60 * 1024)
+
+enum ipc_type {
+	/* smtpd -> queue */
+	IPC_Q_CREATE = 1,    /* u64 session: a new incoming file please */
+	IPC_Q_COMMIT,        /* u64 session, str qid: make it durable */
+	IPC_Q_ABORT,         /* str qid: drop the incoming file */
+	/* queue -> smtpd */
+	IPC_Q_CREATE_OK,     /* u64 session, str qid, + fd */
+	IPC_Q_CREATE_FAIL,   /* u64 session */
+	IPC_Q_COMMIT_OK,     /* u64 session, str qid */
+	IPC_Q_COMMIT_FAIL,   /* u64 session, str qid, str why */
+	/* queue -> deliver */
+	IPC_D_DELIVER,       /* str qid, u64 off, u64 len, str sender, u32 n, n x (u32 idx, str dest, str present), + fd */
+	/* deliver -> queue */
+	IPC_D_RESULT,        /* str qid, u32 idx, u32 status (enum deliver_status), str enh, str text */
+	IPC_D_DONE,          /* str qid */
+};
+
+enum deliver_status { DELIVER_OK = 0, DELIVER_TEMPFAIL = 1, DELIVER_PERMFAIL = 2 };
+
+struct ipc_msg {
+	uint32_t type;
+	const unsigned char *p;
+	size_t len;
+	size_t pos;
+	int fd;      /* received descriptor or -1; the handler owns it */
+	int bad;
+};
+
+struct ipc_channel;
+typedef void (*ipc_msg_fn)(struct ipc_channel *ch, struct ipc_msg *m, void *arg);
+typedef void (*ipc_close_fn)(struct ipc_channel *ch, void *arg);
+
+struct ipc_out;
+
+struct ipc_channel {
+	int fd;
+	const char *peer;            /* for logs */
+	struct event *ev_read;
+	struct event *ev_write;
+	struct ipc_out *out_head, *out_tail;
+	size_t out_count;
+	ipc_msg_fn on_msg;
+	ipc_close_fn on_close;
+	void (*on_batch_end)(struct ipc_channel *ch, void *arg); /* after a read pass: group commit hook */
+	void *arg;
+	int closed;
+};
+
+void ipc_channel_init(struct ipc_channel *ch, struct event_base *base, int fd, const char *peer,
+    ipc_msg_fn on_msg, ipc_close_fn on_close, void *arg);
+void ipc_channel_close(struct ipc_channel *ch);
+/* Queue a message (payload may be NULL); fd >= 0 is passed and stays owned by the caller. */
+void ipc_send(struct ipc_channel *ch, uint32_t type, const struct buf *payload, int fd);
+
+void ipc_put_u32(struct buf *b, uint32_t v);
+void ipc_put_u64(struct buf *b, uint64_t v);
+void ipc_put_str(struct buf *b, const char *s);
+
+uint32_t ipc_get_u32(struct ipc_msg *m);
+uint64_t ipc_get_u64(struct ipc_msg *m);
+/* Points into the message (NUL-terminated, valid during the handler); "" when bad. */
+const char *ipc_get_str(struct ipc_msg *m);
+/* 0 when the whole message was consumed exactly; -1 otherwise (and logs it). */
+int ipc_end(struct ipc_msg *m);
+
+#endif

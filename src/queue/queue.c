@@ -1,0 +1,640 @@
+/*
+ * queue: the queue manager process (see queue.h for its SECURITY paragraph).
+ *
+ * Commit path (invariant 1): IPC_Q_COMMIT -> parse and validate the file ->
+ * fdatasync + rename into active/<node> -> (end of the IPC read pass) one fsync
+ * of active/<node> for every commit of that pass -> IPC_Q_COMMIT_OK, and only
+ * then does smtpd send 250.  Delivery path (invariant 2): a recipient is marked
+ * done only after deliver reports the Maildir file fsynced; a message leaves the
+ * queue only when no recipient waits (bounces are committed before the failed
+ * recipients are marked).  A crash in between repeats work; it never skips it.
+ */
+#include "queue/queue.h"
+
+#include <errno.h>
+#include <event2/event.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "util/log.h"
+#include "util/xalloc.h"
+
+#define RCPTS_PER_REQUEST 200
+#define INFLIGHT_PER_WORKER 32
+
+static void dispatch(struct queue *q);
+static void finish_round(struct queue *q, struct qmsg *m);
+
+static struct incoming *find_incoming(struct queue *q, const char *qid)
+{
+	struct incoming *in;
+	TAILQ_FOREACH(in, &q->incoming, entry)
+		if (!strcmp(in->qid, qid))
+			return in;
+	return NULL;
+}
+
+static struct qmsg *find_msg(struct queue *q, const char *qid)
+{
+	struct qmsg *m;
+	TAILQ_FOREACH(m, &q->waiting, entry)
+		if (!strcmp(m->qid, qid))
+			return m;
+	TAILQ_FOREACH(m, &q->ready, entry)
+		if (!strcmp(m->qid, qid))
+			return m;
+	return NULL;
+}
+
+static void drop_incoming(struct queue *q, struct incoming *in, int unlink_file)
+{
+	if (unlink_file)
+		spool_abort(&q->spool, in->qid);
+	close(in->fd);
+	TAILQ_REMOVE(&q->incoming, in, entry);
+	free(in);
+}
+
+static void reply(struct queue *q, uint32_t type, uint64_t session, const char *qid, const char *why, int fd)
+{
+	struct buf p;
+	buf_init(&p, 4096);
+	ipc_put_u64(&p, session);
+	if (qid)
+		ipc_put_str(&p, qid);
+	if (why)
+		ipc_put_str(&p, why);
+	ipc_send(&q->smtpd, type, &p, fd);
+	buf_free(&p);
+}
+
+static void msg_free(struct queue *q, struct qmsg *m)
+{
+	if (m->on_ready)
+		TAILQ_REMOVE(&q->ready, m, entry);
+	else
+		TAILQ_REMOVE(&q->waiting, m, entry);
+	if (m->timer)
+		event_free(m->timer);
+	if (m->fd >= 0)
+		close(m->fd);
+	for (size_t i = 0; i < m->env.nrcpt; i++) {
+		free(m->diag[i]);
+		free(m->enh[i]);
+	}
+	free(m->diag);
+	free(m->enh);
+	free(m->perm);
+	qenvelope_free(&m->env);
+	free(m);
+	q->nmessages--;
+}
+
+static int due_local(const struct qmsg *m, long long now, long long *next)
+{
+	int due = 0;
+	*next = 0;
+	for (size_t i = 0; i < m->env.nrcpt; i++) {
+		const struct qrcpt *r = &m->env.rcpt[i];
+		if (r->state != RCPT_LOCAL)
+			continue;
+		if (r->next_try <= now)
+			due = 1;
+		else if (*next == 0 || r->next_try < *next)
+			*next = r->next_try;
+	}
+	return due;
+}
+
+static void make_ready(struct queue *q, struct qmsg *m)
+{
+	if (m->on_ready)
+		return;
+	TAILQ_REMOVE(&q->waiting, m, entry);
+	TAILQ_INSERT_TAIL(&q->ready, m, entry);
+	m->on_ready = 1;
+}
+
+static void on_retry(evutil_socket_t fd, short what, void *arg)
+{
+	struct qmsg *m = arg;
+	make_ready(m->q, m);
+	dispatch(m->q);
+}
+
+void queue_admit(struct queue *q, const char *qid, int fd, struct qenvelope *env)
+{
+	struct qmsg *m = xcalloc(1, sizeof(*m));
+	m->q = q;
+	snprintf(m->qid, sizeof(m->qid), "%s", qid);
+	m->fd = fd;
+	m->env = *env;
+	memset(env, 0, sizeof(*env));
+	size_t n = m->env.nrcpt ? m->env.nrcpt : 1;
+	m->perm = xcalloc(n, 1);
+	m->diag = xcalloc(n, sizeof(char *));
+	m->enh = xcalloc(n, sizeof(char *));
+	m->timer = evtimer_new(q->base, on_retry, m);
+	TAILQ_INSERT_TAIL(&q->waiting, m, entry);
+	q->nmessages++;
+	/* A message with nothing to do locally goes back to its folder as it is. */
+	finish_round(q, m);
+}
+
+static struct deliver_worker *pick_worker(struct queue *q)
+{
+	struct deliver_worker *best = NULL;
+	for (size_t i = 0; i < q->nworkers; i++) {
+		struct deliver_worker *w = &q->workers[i];
+		if (w->alive && w->load < INFLIGHT_PER_WORKER && (!best || w->load < best->load))
+			best = w;
+	}
+	return best;
+}
+
+static int send_requests(struct queue *q, struct qmsg *m, long long now)
+{
+	size_t i = 0;
+	while (i < m->env.nrcpt) {
+		struct deliver_worker *w = pick_worker(q);
+		if (!w)
+			return m->inflight ? 0 : -1;
+		struct buf p;
+		buf_init(&p, IPC_MAX_MESSAGE);
+		ipc_put_str(&p, m->qid);
+		ipc_put_u64(&p, (uint64_t)m->env.data_off);
+		ipc_put_u64(&p, (uint64_t)m->env.data_len);
+		ipc_put_str(&p, m->env.sender);
+		size_t count_at = p.len;
+		ipc_put_u32(&p, 0);
+		uint32_t n = 0;
+		for (; i < m->env.nrcpt && n < RCPTS_PER_REQUEST; i++) {
+			struct qrcpt *r = &m->env.rcpt[i];
+			if (r->state != RCPT_LOCAL || r->next_try > now)
+				continue;
+			if (p.len + strlen(r->dest) + strlen(r->present) + 64 > IPC_MAX_MESSAGE)
+				break;
+			ipc_put_u32(&p, (uint32_t)i);
+			ipc_put_str(&p, r->dest);
+			ipc_put_str(&p, r->present);
+			n++;
+		}
+		if (n == 0) {
+			buf_free(&p);
+			continue;
+		}
+		memcpy(p.data + count_at, &n, 4);
+		ipc_send(&w->ch, IPC_D_DELIVER, &p, m->fd);
+		buf_free(&p);
+		w->load++;
+		m->inflight++;
+		q->inflight++;
+	}
+	return 0;
+}
+
+static void dispatch(struct queue *q)
+{
+	long long now = (long long)time(NULL);
+	while (!TAILQ_EMPTY(&q->ready) && pick_worker(q)) {
+		struct qmsg *m = TAILQ_FIRST(&q->ready);
+		TAILQ_REMOVE(&q->ready, m, entry);
+		m->on_ready = 0;
+		TAILQ_INSERT_TAIL(&q->waiting, m, entry);
+		if (m->fd < 0) {
+			m->fd = spool_open_file(&q->spool, SPOOL_ACTIVE, m->qid, O_RDWR);
+			if (m->fd < 0) {
+				log_warn("qid=%s event=reopen_failed", m->qid);
+				msg_free(q, m);
+				continue;
+			}
+		}
+		memset(m->perm, 0, m->env.nrcpt);
+		if (send_requests(q, m, now) < 0 || m->inflight == 0)
+			finish_round(q, m);
+	}
+}
+
+/* Write every recipient's state in place and make it durable. */
+static int persist(struct qmsg *m)
+{
+	if (!m->dirty)
+		return 0;
+	for (size_t i = 0; i < m->env.nrcpt; i++)
+		if (qfile_set_rcpt(m->fd, &m->env.rcpt[i]) < 0) {
+			log_warn("qid=%s event=state_write_failed", m->qid);
+			return -1;
+		}
+	if (fdatasync(m->fd) < 0) {
+		log_warn("qid=%s event=state_sync_failed", m->qid);
+		return -1;
+	}
+	m->dirty = 0;
+	return 0;
+}
+
+/* Every request of this round answered (or none sent): settle the message. */
+static void finish_round(struct queue *q, struct qmsg *m)
+{
+	long long now = (long long)time(NULL);
+	int any_perm = 0;
+	for (size_t i = 0; i < m->env.nrcpt; i++)
+		if (m->perm[i])
+			any_perm = 1;
+	if (any_perm) {
+		/* Invariant 2: the bounce is durably queued before the recipients are marked bounced. */
+		if (bounce_queue(q, m, 0) == 0) {
+			for (size_t i = 0; i < m->env.nrcpt; i++)
+				if (m->perm[i]) {
+					m->env.rcpt[i].state = RCPT_BOUNCED;
+					m->perm[i] = 0;
+					m->dirty = 1;
+				}
+		} else {
+			/* Try again later: the recipients stay pending. */
+			for (size_t i = 0; i < m->env.nrcpt; i++)
+				if (m->perm[i]) {
+					m->env.rcpt[i].next_try = now + q->cfg->retry_interval;
+					m->perm[i] = 0;
+					m->dirty = 1;
+				}
+		}
+	}
+	/* Expire local recipients that have waited too long. */
+	int expired = 0;
+	for (size_t i = 0; i < m->env.nrcpt; i++) {
+		struct qrcpt *r = &m->env.rcpt[i];
+		if (r->state == RCPT_LOCAL && r->attempts > 0 && now - m->env.arrival > q->cfg->queue_lifetime) {
+			m->perm[i] = 1;
+			free(m->enh[i]);
+			m->enh[i] = xstrdup("4.4.7");
+			expired = 1;
+		}
+	}
+	if (expired && bounce_queue(q, m, 1) == 0)
+		for (size_t i = 0; i < m->env.nrcpt; i++)
+			if (m->perm[i]) {
+				m->env.rcpt[i].state = RCPT_EXPIRED;
+				m->perm[i] = 0;
+				m->dirty = 1;
+			}
+
+	if (qenvelope_finished(&m->env)) {
+		/* Nothing left: the message leaves the queue (a lost unlink only repeats deliveries). */
+		if (spool_remove(&q->spool, m->qid) < 0 && errno != ENOENT)
+			log_warn("qid=%s event=remove_failed", m->qid);
+		log_info("qid=%s event=removed", m->qid);
+		msg_free(q, m);
+		return;
+	}
+	long long next;
+	if (due_local(m, now, &next)) {
+		/* e.g. a worker was missing: try again now */
+		make_ready(q, m);
+		return;
+	}
+	if (next > 0) {
+		if (persist(m) < 0)
+			next = now + q->cfg->retry_interval;
+		close(m->fd);
+		m->fd = -1;
+		struct timeval tv = { (time_t)(next - now), 0 };
+		evtimer_add(m->timer, &tv);
+		return;
+	}
+	/* Only remote recipients remain: they wait in deferred/ for the delivery engine. */
+	persist(m);
+	if (spool_defer(&q->spool, m->qid) < 0)
+		log_warn("qid=%s event=defer_failed", m->qid);
+	else
+		log_info("qid=%s event=deferred reason=remote_recipients", m->qid);
+	msg_free(q, m);
+}
+
+static void on_deliver_msg(struct ipc_channel *ch, struct ipc_msg *im, void *arg)
+{
+	struct deliver_worker *w = arg;
+	struct queue *q = w->q;
+	if (im->fd >= 0)
+		close(im->fd);
+	const char *qid = ipc_get_str(im);
+	if (im->type == IPC_D_RESULT) {
+		uint32_t idx = ipc_get_u32(im);
+		uint32_t status = ipc_get_u32(im);
+		const char *enh = ipc_get_str(im);
+		const char *text = ipc_get_str(im);
+		if (ipc_end(im) < 0)
+			return;
+		struct qmsg *m = find_msg(q, qid);
+		if (!m || idx >= m->env.nrcpt)
+			return;
+		struct qrcpt *r = &m->env.rcpt[idx];
+		free(m->diag[idx]);
+		free(m->enh[idx]);
+		m->diag[idx] = xstrdup(text);
+		m->enh[idx] = xstrdup(enh);
+		if (status == DELIVER_OK) {
+			r->state = RCPT_DONE;
+			m->dirty = 1;
+		} else if (status == DELIVER_PERMFAIL) {
+			m->perm[idx] = 1;
+		} else {
+			long long delay = q->cfg->retry_interval;
+			for (unsigned k = 0; k < r->attempts && delay < 3600; k++)
+				delay *= 2;
+			if (delay > 3600)
+				delay = 3600;
+			r->attempts++;
+			r->next_try = (long long)time(NULL) + delay;
+			m->dirty = 1;
+		}
+		return;
+	}
+	if (im->type == IPC_D_DONE) {
+		if (ipc_end(im) < 0)
+			return;
+		if (w->load)
+			w->load--;
+		if (q->inflight)
+			q->inflight--;
+		struct qmsg *m = find_msg(q, qid);
+		if (m && m->inflight && --m->inflight == 0)
+			finish_round(q, m);
+		dispatch(q);
+		return;
+	}
+	log_warnx("event=ipc_unexpected type=%u peer=%s", im->type, w->name);
+}
+
+static void on_deliver_close(struct ipc_channel *ch, void *arg)
+{
+	struct deliver_worker *w = arg;
+	w->alive = 0;
+	log_warnx("event=deliver_lost worker=%s action=exit", w->name);
+	/* Requests in flight are lost with it: exit so the master restarts everything cleanly. */
+	event_base_loopexit(w->q->base, NULL);
+}
+
+static void on_smtpd_msg(struct ipc_channel *ch, struct ipc_msg *im, void *arg)
+{
+	struct queue *q = arg;
+	if (im->fd >= 0)
+		close(im->fd);
+	switch (im->type) {
+	case IPC_Q_CREATE: {
+		uint64_t session = ipc_get_u64(im);
+		if (ipc_end(im) < 0)
+			return;
+		struct incoming *in = xcalloc(1, sizeof(*in));
+		if (q->stopping || spool_create(&q->spool, in->qid, &in->fd) < 0) {
+			if (!q->stopping)
+				log_warn("event=queue_create_failed");
+			free(in);
+			reply(q, IPC_Q_CREATE_FAIL, session, NULL, NULL, -1);
+			return;
+		}
+		in->session = session;
+		TAILQ_INSERT_TAIL(&q->incoming, in, entry);
+		reply(q, IPC_Q_CREATE_OK, session, in->qid, NULL, in->fd);
+		return;
+	}
+	case IPC_Q_ABORT: {
+		const char *qid = ipc_get_str(im);
+		if (ipc_end(im) < 0)
+			return;
+		struct incoming *in = find_incoming(q, qid);
+		if (in)
+			drop_incoming(q, in, 1);
+		return;
+	}
+	case IPC_Q_COMMIT: {
+		uint64_t session = ipc_get_u64(im);
+		const char *qid = ipc_get_str(im);
+		if (ipc_end(im) < 0)
+			return;
+		struct incoming *in = find_incoming(q, qid);
+		if (!in) {
+			reply(q, IPC_Q_COMMIT_FAIL, session, qid, "unknown queue file", -1);
+			return;
+		}
+		struct qenvelope env;
+		char why[256];
+		memset(&env, 0, sizeof(env));
+		if (qfile_parse(in->fd, &env, why, sizeof(why)) < 0 || strcmp(env.qid, qid) != 0) {
+			log_warnx("qid=%s event=commit_refused reason=%s", qid, lq(why));
+			qenvelope_free(&env);
+			drop_incoming(q, in, 1);
+			reply(q, IPC_Q_COMMIT_FAIL, session, qid, "invalid queue file", -1);
+			return;
+		}
+		if (spool_commit(&q->spool, qid, in->fd) < 0) {
+			log_warn("qid=%s event=commit_failed", qid);
+			qenvelope_free(&env);
+			drop_incoming(q, in, 1);
+			reply(q, IPC_Q_COMMIT_FAIL, session, qid, "commit failed", -1);
+			return;
+		}
+		int fd = in->fd;
+		in->fd = -1;
+		TAILQ_REMOVE(&q->incoming, in, entry);
+		free(in);
+		/* Admitted now, but deliveries wait for the directory fsync at the end of this pass. */
+		struct qmsg *m = xcalloc(1, sizeof(*m));
+		m->q = q;
+		snprintf(m->qid, sizeof(m->qid), "%s", qid);
+		m->fd = fd;
+		m->env = env;
+		if (q->ncommits == q->cap_commits) {
+			q->cap_commits = q->cap_commits ? q->cap_commits * 2 : 64;
+			q->commits = xreallocarray(q->commits, q->cap_commits, sizeof(*q->commits));
+		}
+		q->commits[q->ncommits].session = session;
+		q->commits[q->ncommits].m = m;
+		q->ncommits++;
+		return;
+	}
+	default:
+		log_warnx("event=ipc_unexpected type=%u peer=smtpd", im->type);
+	}
+}
+
+/* Group commit: one directory fsync for every message committed in this read pass, then the replies. */
+static void on_smtpd_batch_end(struct ipc_channel *ch, void *arg)
+{
+	struct queue *q = arg;
+	if (q->ncommits == 0)
+		return;
+	int ok = spool_sync(&q->spool) == 0;
+	if (!ok)
+		log_warn("event=queue_dir_sync_failed messages=%zu", q->ncommits);
+	for (size_t i = 0; i < q->ncommits; i++) {
+		struct qmsg *m = q->commits[i].m;
+		if (ok) {
+			reply(q, IPC_Q_COMMIT_OK, q->commits[i].session, m->qid, NULL, -1);
+			log_info("qid=%s event=committed from=<%s> nrcpt=%zu size=%lld", m->qid, lq(m->env.sender),
+			    m->env.nrcpt, (long long)m->env.data_len);
+		} else {
+			/* Not known durable: refuse; the file stays and may be delivered (a duplicate, never a loss). */
+			reply(q, IPC_Q_COMMIT_FAIL, q->commits[i].session, m->qid, "directory sync failed", -1);
+		}
+		struct qenvelope env = m->env;
+		int fd = m->fd;
+		char qid[QID_MAX];
+		snprintf(qid, sizeof(qid), "%s", m->qid);
+		free(m);
+		queue_admit(q, qid, fd, &env);
+	}
+	q->ncommits = 0;
+	dispatch(q);
+}
+
+static void on_smtpd_close(struct ipc_channel *ch, void *arg)
+{
+	struct queue *q = arg;
+	/* smtpd exits first at shutdown; outside a shutdown the master restarts us all. */
+	struct incoming *in;
+	while ((in = TAILQ_FIRST(&q->incoming)))
+		drop_incoming(q, in, 1);
+	if (!q->stopping)
+		log_warnx("event=smtpd_lost");
+}
+
+static void recover_one(void *arg, const char *qid)
+{
+	struct queue *q = arg;
+	int fd = spool_open_file(&q->spool, SPOOL_ACTIVE, qid, O_RDWR);
+	if (fd < 0) {
+		log_warn("qid=%s event=recover_open_failed", qid);
+		return;
+	}
+	struct qenvelope env;
+	char why[256];
+	memset(&env, 0, sizeof(env));
+	if (qfile_parse(fd, &env, why, sizeof(why)) < 0) {
+		log_warnx("qid=%s event=quarantined reason=%s", qid, lq(why));
+		qenvelope_free(&env);
+		close(fd);
+		spool_quarantine(&q->spool, SPOOL_ACTIVE, qid);
+		return;
+	}
+	log_info("qid=%s event=recovered nrcpt=%zu", qid, env.nrcpt);
+	queue_admit(q, qid, fd, &env);
+}
+
+static void reload_tables(struct queue *q)
+{
+	struct config *cfg = xcalloc(1, sizeof(*cfg));
+	struct local_tables *t = xcalloc(1, sizeof(*t));
+	struct buf errors;
+	buf_init(&errors, 64 * 1024);
+	if (config_load(cfg, q->cfg->path, &errors) == 0 && local_tables_load(t, cfg, &errors) == 0) {
+		config_free(q->cfg);
+		free(q->cfg);
+		local_tables_free(q->tables);
+		free(q->tables);
+		q->cfg = cfg;
+		q->tables = t;
+		log_info("event=reloaded");
+	} else {
+		log_warnx("event=reload_failed errors=%s", lq(buf_cstr(&errors)));
+		config_free(cfg);
+		free(cfg);
+		local_tables_free(t);
+		free(t);
+	}
+	buf_free(&errors);
+}
+
+static void on_sighup(evutil_socket_t sig, short what, void *arg) { reload_tables(arg); }
+
+static void on_sigterm(evutil_socket_t sig, short what, void *arg)
+{
+	struct queue *q = arg;
+	/* The master stops smtpd first; anything committed is on disk. In-flight deliveries repeat at start. */
+	q->stopping = 1;
+	log_info("event=stopping messages=%zu inflight=%u", q->nmessages, q->inflight);
+	event_base_loopexit(q->base, NULL);
+}
+
+int queue_main(struct config *cfg, int smtpd_fd, const int *deliver_fds, size_t ndeliver)
+{
+	struct queue q;
+	memset(&q, 0, sizeof(q));
+	log_set_process("queue");
+	signal(SIGPIPE, SIG_IGN);
+	q.cfg = cfg;
+	q.tables = xcalloc(1, sizeof(*q.tables));
+	struct buf errors;
+	buf_init(&errors, 64 * 1024);
+	if (local_tables_load(q.tables, cfg, &errors) != 0)
+		fatalx("event=start_failed errors=%s", lq(buf_cstr(&errors)));
+	buf_free(&errors);
+	if (spool_open(&q.spool, cfg->work_dir, cfg->node_id, 1) < 0)
+		fatal("event=start_failed reason=spool work_dir=%s", cfg->work_dir);
+	TAILQ_INIT(&q.ready);
+	TAILQ_INIT(&q.waiting);
+	TAILQ_INIT(&q.incoming);
+	q.base = event_base_new();
+	if (!q.base)
+		fatalx("event=start_failed reason=event_base");
+	ipc_channel_init(&q.smtpd, q.base, smtpd_fd, "smtpd", on_smtpd_msg, on_smtpd_close, &q);
+	q.smtpd.on_batch_end = on_smtpd_batch_end;
+	q.workers = xcalloc(ndeliver ? ndeliver : 1, sizeof(*q.workers));
+	q.nworkers = ndeliver;
+	for (size_t i = 0; i < ndeliver; i++) {
+		struct deliver_worker *w = &q.workers[i];
+		w->q = &q;
+		w->alive = 1;
+		snprintf(w->name, sizeof(w->name), "deliver%u", (unsigned)i);
+		ipc_channel_init(&w->ch, q.base, deliver_fds[i], w->name, on_deliver_msg, on_deliver_close, w);
+	}
+	q.ev_sighup = evsignal_new(q.base, SIGHUP, on_sighup, &q);
+	q.ev_sigterm = evsignal_new(q.base, SIGTERM, on_sigterm, &q);
+	q.ev_sigint = evsignal_new(q.base, SIGINT, on_sigterm, &q);
+	event_add(q.ev_sighup, NULL);
+	event_add(q.ev_sigterm, NULL);
+	event_add(q.ev_sigint, NULL);
+
+	/* Recovery: unacknowledged files go; committed ones are delivered. */
+	spool_recover_incoming(&q.spool, 3600);
+	spool_list(&q.spool, SPOOL_ACTIVE, recover_one, &q);
+	dispatch(&q);
+	log_info("event=started messages=%zu workers=%zu", q.nmessages, ndeliver);
+
+	event_base_dispatch(q.base);
+
+	struct incoming *in;
+	while ((in = TAILQ_FIRST(&q.incoming)))
+		drop_incoming(&q, in, 1);
+	while (!TAILQ_EMPTY(&q.ready))
+		msg_free(&q, TAILQ_FIRST(&q.ready));
+	while (!TAILQ_EMPTY(&q.waiting))
+		msg_free(&q, TAILQ_FIRST(&q.waiting));
+	for (size_t i = 0; i < q.ncommits; i++) {
+		qenvelope_free(&q.commits[i].m->env);
+		close(q.commits[i].m->fd);
+		free(q.commits[i].m);
+	}
+	free(q.commits);
+	ipc_channel_close(&q.smtpd);
+	for (size_t i = 0; i < ndeliver; i++)
+		ipc_channel_close(&q.workers[i].ch);
+	free(q.workers);
+	event_free(q.ev_sighup);
+	event_free(q.ev_sigterm);
+	event_free(q.ev_sigint);
+	event_base_free(q.base);
+	spool_close(&q.spool);
+	local_tables_free(q.tables);
+	free(q.tables);
+	if (q.cfg != cfg) {
+		config_free(q.cfg);
+		free(q.cfg);
+	}
+	log_info("event=stopped");
+	return 0;
+}

@@ -1,0 +1,345 @@
+/*
+ * commands: the command table and the handlers of every command but DATA/BDAT.
+ *
+ * The table says, per verb, whether HELO/EHLO must come first and whether the
+ * command must end a pipelined group (RFC 2920 3.1).  Before a handler runs,
+ * commands_dispatch() applies the fixed checklist in Postfix's order: the line
+ * reader already enforced length and bare CR/LF; here come the lookup, the
+ * pipelining sync check, the hello requirement, then the handler.  Handlers
+ * reply exactly once (or hand the session to the queue, which replies later).
+ */
+#include <ctype.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include "local/maildir.h"
+#include "queue/qfile.h"
+#include "smtp/smtpd.h"
+#include "util/log.h"
+#include "util/xalloc.h"
+
+typedef void (*cmd_fn)(struct session *s, const char *args);
+
+enum cmd_flags {
+	CMD_NEEDS_HELLO = 1,
+	CMD_LAST_IN_GROUP = 2 /* RFC 2920: nothing may follow it before its reply */
+};
+
+struct cmd {
+	enum smtp_verb verb;
+	unsigned flags;
+	cmd_fn fn;
+};
+
+static void cmd_helo(struct session *s, const char *args);
+static void cmd_ehlo(struct session *s, const char *args);
+static void cmd_mail(struct session *s, const char *args);
+static void cmd_rcpt(struct session *s, const char *args);
+static void cmd_rset(struct session *s, const char *args);
+static void cmd_noop(struct session *s, const char *args);
+static void cmd_quit(struct session *s, const char *args);
+static void cmd_vrfy(struct session *s, const char *args);
+static void cmd_expn(struct session *s, const char *args);
+static void cmd_help(struct session *s, const char *args);
+static void cmd_turn(struct session *s, const char *args);
+static void cmd_unimplemented(struct session *s, const char *args);
+void cmd_data(struct session *s, const char *args);
+void cmd_bdat(struct session *s, const char *args);
+
+static const struct cmd table[] = {
+	{ VERB_HELO, CMD_LAST_IN_GROUP, cmd_helo },
+	{ VERB_EHLO, CMD_LAST_IN_GROUP, cmd_ehlo },
+	{ VERB_MAIL, CMD_NEEDS_HELLO, cmd_mail },
+	{ VERB_RCPT, CMD_NEEDS_HELLO, cmd_rcpt },
+	{ VERB_DATA, CMD_NEEDS_HELLO, cmd_data },   /* its sync check happens when 354 is due */
+	{ VERB_BDAT, CMD_NEEDS_HELLO, cmd_bdat },
+	{ VERB_RSET, 0, cmd_rset },
+	{ VERB_NOOP, 0, cmd_noop },
+	{ VERB_QUIT, 0, cmd_quit },
+	{ VERB_VRFY, 0, cmd_vrfy },
+	{ VERB_EXPN, 0, cmd_expn },
+	{ VERB_HELP, 0, cmd_help },
+	{ VERB_TURN, 0, cmd_turn },
+	{ VERB_STARTTLS, 0, cmd_unimplemented },
+	{ VERB_AUTH, 0, cmd_unimplemented },
+	{ VERB_ETRN, 0, cmd_unimplemented },
+	{ VERB_ATRN, 0, cmd_unimplemented },
+};
+
+void commands_dispatch(struct session *s, char *line, size_t len)
+{
+	struct smtp_command c;
+	command_split(line, &c);
+	s->counts[c.verb]++;
+	const struct cmd *k = NULL;
+	for (size_t i = 0; i < sizeof(table) / sizeof(table[0]); i++)
+		if (table[i].verb == c.verb)
+			k = &table[i];
+	if (!k) {
+		session_reply(s, 500, "5.5.2", "Error: command not recognized");
+		return;
+	}
+	if ((k->flags & CMD_LAST_IN_GROUP) &&
+	    evbuffer_get_length(bufferevent_get_input(s->bev)) > 0) {
+		log_info("session=%llu event=pipelining_violation client=%s command=%s", (unsigned long long)s->id,
+		    s->client_addr, verb_name(c.verb));
+		session_reply(s, 554, "5.5.0", "Error: SMTP protocol synchronization");
+		session_close_after_reply(s);
+		return;
+	}
+	if ((k->flags & CMD_NEEDS_HELLO) && !s->helo) {
+		session_reply(s, 503, "5.5.1", "Error: send HELO/EHLO first");
+		return;
+	}
+	k->fn(s, c.args);
+}
+
+static void hello(struct session *s, const char *args, int esmtp)
+{
+	char name[256];
+	struct smtp_err err;
+	if (cmd_parse_helo(args, name, sizeof(name), &err) < 0) {
+		session_reply(s, err.code, err.enh, "%s", err.text);
+		return;
+	}
+	session_txn_free(s);
+	free(s->helo);
+	s->helo = xstrdup(name);
+	s->esmtp = esmtp;
+	const struct config *cfg = s->sd->cfg;
+	if (!esmtp) {
+		session_reply(s, 250, NULL, "%s", cfg->hostname);
+		return;
+	}
+	struct buf r;
+	buf_init(&r, 4096);
+	buf_appendf(&r, "%s\nPIPELINING\n", cfg->hostname);
+	if (cfg->max_message_size > 0)
+		buf_appendf(&r, "SIZE %ld\n", cfg->max_message_size);
+	else
+		buf_puts(&r, "SIZE\n");
+	if (cfg->vrfy_expn)
+		buf_puts(&r, "VRFY\n");
+	buf_puts(&r, "ENHANCEDSTATUSCODES\n8BITMIME\nSMTPUTF8\nCHUNKING");
+	session_reply_lines(s, 250, NULL, buf_cstr(&r));
+	buf_free(&r);
+}
+
+static void cmd_helo(struct session *s, const char *args) { hello(s, args, 0); }
+static void cmd_ehlo(struct session *s, const char *args) { hello(s, args, 1); }
+
+static void cmd_mail(struct session *s, const char *args)
+{
+	struct mailaddr from;
+	struct mail_params mp;
+	struct smtp_err err;
+	if (s->txn) {
+		session_reply(s, 503, "5.5.1", "Error: nested MAIL command");
+		return;
+	}
+	if (cmd_parse_mail(args, 0, &from, &mp, &err) < 0) {
+		session_reply(s, err.code, err.enh, "%s", err.text);
+		return;
+	}
+	if (mp.body == BODY_BINARYMIME) {
+		session_reply(s, 555, "5.5.4", "Unsupported option: BODY=BINARYMIME");
+		return;
+	}
+	long max = s->sd->cfg->max_message_size;
+	if (max > 0 && mp.has_size && mp.size > (uint64_t)max) {
+		session_reply(s, 552, "5.3.4", "Message size exceeds fixed limit");
+		return;
+	}
+	struct txn *t = xcalloc(1, sizeof(*t));
+	t->from = from;
+	t->mp = mp;
+	t->qfd = -1;
+	buf_init(&t->wbuf, 1 << 20);
+	s->txn = t;
+	session_reply(s, 250, "2.1.0", "Ok");
+}
+
+/* RCPT-time quota (R5): 552 5.2.2 when the mailbox is full or the declared size would overflow it. */
+static int over_quota(struct session *s, const struct resolved *r)
+{
+	const struct local_tables *tb = s->sd->tables;
+	long limit = local_quota(s->sd->cfg, tb, r->account);
+	long max_msgs = r->domain ? r->domain->max_messages : 0;
+	if (limit <= 0 && max_msgs <= 0)
+		return 0;
+	char path[4096];
+	if (mailbox_path_expand(s->sd->cfg->mailbox_path, r->account, path, sizeof(path)) < 0)
+		return 0;
+	long long bytes = 0, msgs = 0;
+	if (maildir_usage(path, &bytes, &msgs) < 0)
+		return 0;
+	uint64_t incoming = s->txn->mp.has_size ? s->txn->mp.size : 0;
+	if (limit > 0 && (bytes >= limit || (uint64_t)bytes + incoming > (uint64_t)limit))
+		return 1;
+	if (max_msgs > 0 && msgs >= max_msgs)
+		return 1;
+	return 0;
+}
+
+static void add_rcpt(struct txn *t, const char *orig, const struct resolved *r)
+{
+	for (size_t i = 0; i < t->nrcpt; i++)
+		if (!strcasecmp(t->rcpt[i].dest, r->dest))
+			return;
+	if (t->nrcpt == t->cap_rcpt) {
+		t->cap_rcpt = t->cap_rcpt ? t->cap_rcpt * 2 : 4;
+		t->rcpt = xreallocarray(t->rcpt, t->cap_rcpt, sizeof(*t->rcpt));
+	}
+	struct txn_rcpt *x = &t->rcpt[t->nrcpt++];
+	x->orig = xstrdup(orig);
+	x->dest = xstrdup(r->dest);
+	x->present = xstrdup(r->present);
+	x->state = r->account ? RCPT_LOCAL : RCPT_REMOTE;
+}
+
+static void cmd_rcpt(struct session *s, const char *args)
+{
+	struct mailaddr to;
+	struct smtp_err err;
+	char text[ADDR_TEXT_MAX];
+	if (!s->txn) {
+		session_reply(s, 503, "5.5.1", "Error: need MAIL command");
+		return;
+	}
+	if (s->txn->rcpt_attempts >= (unsigned)s->sd->cfg->max_recipients) {
+		session_reply(s, 452, "4.5.3", "Error: too many recipients");
+		return;
+	}
+	s->txn->rcpt_attempts++;
+	unsigned flags = s->txn->mp.smtputf8 ? ADDR_ALLOW_UTF8 : 0;
+	if (cmd_parse_rcpt(args, flags, &to, &err) < 0) {
+		session_reply(s, err.code, err.enh, "%s", err.text);
+		return;
+	}
+	addr_format(&to, text, sizeof(text));
+	struct resolved res[ALIAS_MAX_RESULTS];
+	size_t n = 0;
+	const char *why = NULL;
+	switch (local_resolve(s->sd->tables, &to, res, ALIAS_MAX_RESULTS, &n, &why)) {
+	case RESOLVE_NOT_LOCAL:
+		log_info("session=%llu event=reject reason=relay client=%s from=<%s> to=<%s>", (unsigned long long)s->id,
+		    s->client_addr, lq(s->txn->from.local), lq(text));
+		session_reply(s, 550, "5.7.1", "<%s>: Relaying denied", text);
+		return;
+	case RESOLVE_UNKNOWN_USER:
+		log_info("session=%llu event=reject reason=unknown_user client=%s to=%s", (unsigned long long)s->id,
+		    s->client_addr, lq(text));
+		session_reply(s, 550, "5.1.1", "<%s>: Recipient address rejected: User unknown", text);
+		return;
+	case RESOLVE_ERROR:
+		log_warnx("session=%llu event=alias_error to=%s why=%s", (unsigned long long)s->id, lq(text), lq(why));
+		session_reply(s, 451, "4.3.0", "<%s>: Error: alias expansion failed", text);
+		return;
+	case RESOLVE_OK:
+		break;
+	}
+	for (size_t i = 0; i < n; i++)
+		if (res[i].account && over_quota(s, &res[i])) {
+			log_info("session=%llu event=reject reason=quota client=%s to=%s", (unsigned long long)s->id,
+			    s->client_addr, lq(text));
+			session_reply(s, 552, "5.2.2", "<%s>: Mailbox full", text);
+			return;
+		}
+	for (size_t i = 0; i < n; i++)
+		add_rcpt(s->txn, text, &res[i]);
+	session_reply(s, 250, "2.1.5", "Ok");
+}
+
+static void cmd_rset(struct session *s, const char *args)
+{
+	session_txn_free(s);
+	session_reply(s, 250, "2.0.0", "Ok");
+}
+
+static void cmd_noop(struct session *s, const char *args) { session_reply(s, 250, "2.0.0", "Ok"); }
+
+static void cmd_quit(struct session *s, const char *args)
+{
+	session_reply(s, 221, "2.0.0", "Bye");
+	session_close_after_reply(s);
+}
+
+static int lookup_arg(struct session *s, const char *args, struct mailaddr *a)
+{
+	const char *why;
+	size_t used;
+	while (*args == ' ')
+		args++;
+	if (*args == '<')
+		return addr_parse_path(args, strlen(args), ADDR_ALLOW_UTF8, a, &used, &why);
+	if (strchr(args, '@'))
+		return addr_parse(args, ADDR_ALLOW_UTF8, a, &why);
+	/* A bare user name: look it up in the first local domain. */
+	if (*args == '\0' || s->sd->tables->domains.n == 0 || strlen(args) >= sizeof(a->local))
+		return -1;
+	memset(a, 0, sizeof(*a));
+	snprintf(a->local, sizeof(a->local), "%s", args);
+	snprintf(a->domain, sizeof(a->domain), "%s", s->sd->tables->domains.v[0].name);
+	return 0;
+}
+
+static void vrfy_expn(struct session *s, const char *args, int expand)
+{
+	struct mailaddr a;
+	char text[ADDR_TEXT_MAX];
+	if (!s->sd->cfg->vrfy_expn) {
+		session_reply(s, 252, "2.5.2", "Cannot VRFY user, but will accept message and attempt delivery");
+		return;
+	}
+	if (lookup_arg(s, args, &a) < 0) {
+		session_reply(s, 501, "5.5.4", "Syntax: %s address", expand ? "EXPN" : "VRFY");
+		return;
+	}
+	addr_format(&a, text, sizeof(text));
+	struct resolved res[ALIAS_MAX_RESULTS];
+	size_t n = 0;
+	const char *why;
+	switch (local_resolve(s->sd->tables, &a, res, ALIAS_MAX_RESULTS, &n, &why)) {
+	case RESOLVE_NOT_LOCAL:
+		session_reply(s, 550, "5.7.1", "<%s>: Relaying denied", text);
+		return;
+	case RESOLVE_UNKNOWN_USER:
+	case RESOLVE_ERROR:
+		session_reply(s, 550, "5.1.1", "<%s>: User unknown", text);
+		return;
+	case RESOLVE_OK:
+		break;
+	}
+	if (!expand) {
+		session_reply(s, 250, "2.1.5", "<%s>", text);
+		return;
+	}
+	struct buf r;
+	buf_init(&r, 64 * 1024);
+	for (size_t i = 0; i < n; i++)
+		buf_appendf(&r, "<%s>\n", res[i].dest);
+	session_reply_lines(s, 250, "2.1.5", buf_cstr(&r));
+	buf_free(&r);
+}
+
+static void cmd_vrfy(struct session *s, const char *args) { vrfy_expn(s, args, 0); }
+static void cmd_expn(struct session *s, const char *args) { vrfy_expn(s, args, 1); }
+
+static void cmd_help(struct session *s, const char *args)
+{
+	session_reply(s, 214, "2.0.0", "Commands: HELO EHLO MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY EXPN HELP");
+}
+
+static void cmd_turn(struct session *s, const char *args)
+{
+	/* R2: TURN hands the connection's direction to an unauthenticated peer: refused. */
+	session_reply(s, 502, "5.5.1", "Error: TURN is not supported");
+}
+
+static void cmd_unimplemented(struct session *s, const char *args)
+{
+	session_reply(s, 502, "5.5.1", "Error: command not implemented");
+}

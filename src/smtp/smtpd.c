@@ -1,0 +1,244 @@
+/*
+ * smtpd: the receive process — accepts connections on the listeners the master
+ * bound, runs every session in one libevent loop, and talks to the queue.
+ *
+ * SECURITY: runs as the unprivileged mail user; parses all network input; holds
+ * no spool directory rights of its own beyond writing the one file descriptor
+ * the queue passes for each message.  A SIGHUP re-reads the configuration and
+ * tables (a bad file keeps the old ones); SIGTERM stops accepting, says 421 to
+ * idle sessions and lets open transactions finish for shutdown_timeout seconds.
+ */
+#include "smtp/smtpd_main.h"
+
+#include <errno.h>
+#include <event2/event.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "smtp/smtpd.h"
+#include "util/log.h"
+#include "util/xalloc.h"
+
+static void on_accept(evutil_socket_t fd, short what, void *arg)
+{
+	struct listener *l = arg;
+	/* Accept a bounded batch per wakeup so one busy listener cannot starve the rest. */
+	for (int i = 0; i < 64; i++) {
+		struct sockaddr_storage ss;
+		socklen_t len = sizeof(ss);
+		int c = accept4(fd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (c < 0) {
+			if (errno != EAGAIN && errno != EWOULDBLOCK && errno != ECONNABORTED && errno != EINTR)
+				log_warn("event=accept_failed listen=%s", l->addr.text);
+			return;
+		}
+		session_start(l->sd, c, (struct sockaddr *)&ss, len, l);
+	}
+}
+
+static void on_queue_msg(struct ipc_channel *ch, struct ipc_msg *m, void *arg)
+{
+	struct smtpd *sd = arg;
+	uint64_t id = ipc_get_u64(m);
+	struct session *s;
+	switch (m->type) {
+	case IPC_Q_CREATE_OK: {
+		const char *qid = ipc_get_str(m);
+		if (ipc_end(m) < 0 || m->fd < 0) {
+			if (m->fd >= 0)
+				close(m->fd);
+			if ((s = session_find(sd, id)))
+				data_queue_create_failed(s);
+			return;
+		}
+		s = session_find(sd, id);
+		if (!s) {
+			struct buf p;
+			buf_init(&p, 256);
+			ipc_put_str(&p, qid);
+			ipc_send(&sd->queue, IPC_Q_ABORT, &p, -1);
+			buf_free(&p);
+			close(m->fd);
+			return;
+		}
+		data_queue_created(s, qid, m->fd);
+		return;
+	}
+	case IPC_Q_CREATE_FAIL:
+		if (ipc_end(m) == 0 && (s = session_find(sd, id)))
+			data_queue_create_failed(s);
+		return;
+	case IPC_Q_COMMIT_OK:
+	case IPC_Q_COMMIT_FAIL: {
+		const char *qid = ipc_get_str(m);
+		const char *why = m->type == IPC_Q_COMMIT_FAIL ? ipc_get_str(m) : "";
+		if (ipc_end(m) < 0)
+			return;
+		s = session_find(sd, id);
+		if (!s) {
+			if (m->type == IPC_Q_COMMIT_OK)
+				log_info("qid=%s event=committed_without_reply reason=client_gone", qid);
+			return;
+		}
+		data_queue_committed(s, m->type == IPC_Q_COMMIT_OK, why);
+		return;
+	}
+	default:
+		log_warnx("event=ipc_unexpected type=%u peer=queue", m->type);
+		if (m->fd >= 0)
+			close(m->fd);
+	}
+}
+
+static void on_queue_close(struct ipc_channel *ch, void *arg)
+{
+	struct smtpd *sd = arg;
+	/* Without the queue nothing can be acknowledged: stop; the master restarts us. */
+	log_warnx("event=queue_lost action=exit");
+	event_base_loopexit(sd->base, NULL);
+}
+
+static int load_all(struct config *cfg, struct local_tables *tables, char **tmpl, const char *path)
+{
+	struct buf errors;
+	buf_init(&errors, 64 * 1024);
+	int n = 0;
+	if (path)
+		n = config_load(cfg, path, &errors);
+	if (n == 0)
+		n += local_tables_load(tables, cfg, &errors);
+	if (n == 0) {
+		char *tp = cfg->received_template[0] ? config_path(cfg, cfg->received_template) : NULL;
+		*tmpl = received_load_template(tp, &errors);
+		free(tp);
+		if (!*tmpl)
+			n++;
+	}
+	if (n)
+		log_warnx("event=reload_failed errors=%s", lq(buf_cstr(&errors)));
+	buf_free(&errors);
+	return n;
+}
+
+static void on_sighup(evutil_socket_t sig, short what, void *arg)
+{
+	struct smtpd *sd = arg;
+	struct config *cfg = xcalloc(1, sizeof(*cfg));
+	struct local_tables *tables = xcalloc(1, sizeof(*tables));
+	char *tmpl = NULL;
+	if (load_all(cfg, tables, &tmpl, sd->cfg->path) != 0) {
+		config_free(cfg);
+		free(cfg);
+		local_tables_free(tables);
+		free(tables);
+		free(tmpl);
+		return;
+	}
+	config_free(sd->cfg);
+	free(sd->cfg);
+	local_tables_free(sd->tables);
+	free(sd->tables);
+	free(sd->received_template);
+	sd->cfg = cfg;
+	sd->tables = tables;
+	sd->received_template = tmpl;
+	log_info("event=reloaded accounts=%zu domains=%zu aliases=%zu", tables->accounts.n, tables->domains.n,
+	    tables->aliases.n);
+}
+
+static void on_deadline(evutil_socket_t fd, short what, void *arg)
+{
+	struct smtpd *sd = arg;
+	log_info("event=shutdown_deadline sessions=%zu", sd->nsessions);
+	while (!TAILQ_EMPTY(&sd->sessions))
+		session_destroy(TAILQ_FIRST(&sd->sessions));
+	event_base_loopexit(sd->base, NULL);
+}
+
+static void on_sigterm(evutil_socket_t sig, short what, void *arg)
+{
+	struct smtpd *sd = arg;
+	if (sd->stopping)
+		return;
+	sd->stopping = 1;
+	log_info("event=stopping sessions=%zu", sd->nsessions);
+	for (size_t i = 0; i < sd->nlisteners; i++) {
+		event_del(sd->listeners[i].ev);
+		close(sd->listeners[i].fd);
+		sd->listeners[i].fd = -1;
+	}
+	session_shutdown_idle(sd);
+	if (sd->nsessions == 0) {
+		event_base_loopexit(sd->base, NULL);
+		return;
+	}
+	struct timeval tv = { sd->cfg->shutdown_timeout, 0 };
+	sd->ev_stop_deadline = evtimer_new(sd->base, on_deadline, sd);
+	evtimer_add(sd->ev_stop_deadline, &tv);
+}
+
+int smtpd_main(struct config *cfg, int queue_fd, const int *listen_fds, const struct listen_addr *addrs,
+    size_t nlisten)
+{
+	struct smtpd sd;
+	memset(&sd, 0, sizeof(sd));
+	log_set_process("smtpd");
+	signal(SIGPIPE, SIG_IGN);
+	sd.cfg = cfg;
+	sd.tables = xcalloc(1, sizeof(*sd.tables));
+	if (load_all(cfg, sd.tables, &sd.received_template, NULL) != 0)
+		fatalx("event=start_failed reason=tables");
+	TAILQ_INIT(&sd.sessions);
+	sd.base = event_base_new();
+	if (!sd.base)
+		fatalx("event=start_failed reason=event_base");
+	ipc_channel_init(&sd.queue, sd.base, queue_fd, "queue", on_queue_msg, on_queue_close, &sd);
+	sd.listeners = xcalloc(nlisten ? nlisten : 1, sizeof(*sd.listeners));
+	sd.nlisteners = nlisten;
+	for (size_t i = 0; i < nlisten; i++) {
+		struct listener *l = &sd.listeners[i];
+		l->fd = listen_fds[i];
+		l->sd = &sd;
+		l->addr = addrs[i];
+		fcntl(l->fd, F_SETFL, fcntl(l->fd, F_GETFL) | O_NONBLOCK);
+		l->ev = event_new(sd.base, l->fd, EV_READ | EV_PERSIST, on_accept, l);
+		event_add(l->ev, NULL);
+	}
+	sd.ev_sighup = evsignal_new(sd.base, SIGHUP, on_sighup, &sd);
+	sd.ev_sigterm = evsignal_new(sd.base, SIGTERM, on_sigterm, &sd);
+	sd.ev_sigint = evsignal_new(sd.base, SIGINT, on_sigterm, &sd);
+	event_add(sd.ev_sighup, NULL);
+	event_add(sd.ev_sigterm, NULL);
+	event_add(sd.ev_sigint, NULL);
+	log_info("event=started listeners=%zu", nlisten);
+	event_base_dispatch(sd.base);
+	log_info("event=stopped");
+	while (!TAILQ_EMPTY(&sd.sessions))
+		session_destroy(TAILQ_FIRST(&sd.sessions));
+	for (size_t i = 0; i < sd.nlisteners; i++) {
+		event_free(sd.listeners[i].ev);
+		if (sd.listeners[i].fd >= 0)
+			close(sd.listeners[i].fd);
+	}
+	free(sd.listeners);
+	ipc_channel_close(&sd.queue);
+	if (sd.ev_stop_deadline)
+		event_free(sd.ev_stop_deadline);
+	event_free(sd.ev_sighup);
+	event_free(sd.ev_sigterm);
+	event_free(sd.ev_sigint);
+	event_base_free(sd.base);
+	local_tables_free(sd.tables);
+	free(sd.tables);
+	free(sd.received_template);
+	/* cfg may have been replaced by a reload: the master's copy is separate. */
+	if (sd.cfg != cfg) {
+		config_free(sd.cfg);
+		free(sd.cfg);
+	}
+	return 0;
+}

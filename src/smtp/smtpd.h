@@ -1,0 +1,145 @@
+/*
+ * smtpd: the SMTP receive process — its context, its sessions and the functions
+ * the command handlers share.
+ *
+ * SECURITY: runs unprivileged (the master binds the listeners and drops
+ * privileges before this code runs).  Trusts nothing from the network; trusts
+ * the queue process only for the descriptor it hands over.  All state lives in
+ * struct smtpd and struct session: no globals.
+ */
+#ifndef TSUBAME_SMTPD_H
+#define TSUBAME_SMTPD_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/queue.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+
+#include "conf/config.h"
+#include "ipc/ipc.h"
+#include "local/resolve.h"
+#include "queue/qid.h"
+#include "smtp/command.h"
+#include "smtp/dot.h"
+#include "util/buf.h"
+
+struct event_base;
+struct event;
+struct bufferevent;
+struct session;
+
+struct listener {
+	int fd;
+	struct event *ev;
+	struct smtpd *sd;
+	struct listen_addr addr;
+};
+
+struct smtpd {
+	struct event_base *base;
+	struct config *cfg;
+	struct local_tables *tables;
+	char *received_template;      /* template text */
+	struct ipc_channel queue;
+	struct listener *listeners;
+	size_t nlisteners;
+	TAILQ_HEAD(, session) sessions;
+	size_t nsessions;
+	uint64_t next_id;
+	int stopping;
+	struct event *ev_stop_deadline;
+	struct event *ev_sighup, *ev_sigterm, *ev_sigint;
+};
+
+enum session_state {
+	SS_COMMAND = 0,  /* reading command lines */
+	SS_DATA,         /* reading DATA content through the dot machine */
+	SS_BDAT,         /* reading a BDAT chunk */
+	SS_WAIT,         /* waiting for the queue (create or commit); input stays buffered */
+	SS_CLOSING       /* final reply queued; close when written */
+};
+
+struct txn_rcpt {
+	char *orig;
+	char *dest;
+	char *present;
+	char state;      /* RCPT_LOCAL or RCPT_REMOTE */
+};
+
+struct txn {
+	struct mailaddr from;
+	struct mail_params mp;
+	struct txn_rcpt *rcpt;
+	size_t nrcpt;
+	size_t cap_rcpt;
+	unsigned rcpt_attempts;       /* accepted or not: counts toward max_recipients */
+	char qid[QID_MAX];
+	int qfd;                      /* queue file, -1 until the queue sends it */
+	off_t written;                /* bytes of the file written so far */
+	off_t data_start;             /* file offset where content begins */
+	struct buf wbuf;              /* pending file writes */
+	struct dot_reader dot;
+	struct header_scan hs;
+	uint64_t content_len;         /* content bytes (excluding the Received: header we add) */
+	uint64_t bdat_left;           /* bytes of the current BDAT chunk still to read */
+	uint64_t bdat_chunk;
+	int bdat_last;
+	int bdat_started;
+	int too_big;
+	int write_failed;
+	int pending_create;           /* waiting for IPC_Q_CREATE_OK: what to do then */
+};
+
+struct session {
+	TAILQ_ENTRY(session) entry;
+	struct smtpd *sd;
+	uint64_t id;
+	int fd;
+	struct bufferevent *bev;
+	char client_addr[64];
+	char client_port[8];
+	char local_addr[64];
+	char local_port[8];
+	char *helo;                   /* NULL until HELO/EHLO */
+	int esmtp;
+	enum session_state state;
+	struct txn *txn;              /* NULL outside a transaction */
+	unsigned errors;
+	int skipping;                 /* discarding the rest of an over-long line */
+	uint64_t discard;             /* bytes of a refused BDAT chunk still to skip */
+	int quit_after_reply;
+	unsigned counts[VERB_COUNT];
+	unsigned messages;
+};
+
+
+/* session.c */
+void session_start(struct smtpd *sd, int fd, const struct sockaddr *sa, socklen_t salen, const struct listener *l);
+void session_reply(struct session *s, int code, const char *enh, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+/* A multi-line reply: lines separated by '\n' in text; the code/enh prefix on each. */
+void session_reply_lines(struct session *s, int code, const char *enh, const char *text);
+void session_close_after_reply(struct session *s);
+void session_resume(struct session *s);
+void session_txn_free(struct session *s);
+struct session *session_find(struct smtpd *sd, uint64_t id);
+void session_shutdown_idle(struct smtpd *sd);
+void session_destroy(struct session *s);
+
+/* commands.c: dispatch one complete command line */
+void commands_dispatch(struct session *s, char *line, size_t len);
+
+/* cmd_data.c: DATA / BDAT content and the commit */
+void data_feed(struct session *s);
+void bdat_feed(struct session *s);
+void data_queue_created(struct session *s, const char *qid, int fd);
+void data_queue_create_failed(struct session *s);
+void data_queue_committed(struct session *s, int ok, const char *why);
+
+/* received.c */
+char *received_load_template(const char *path, struct buf *errors);
+void received_render(struct buf *out, const char *tmpl, const struct session *s, const char *qid,
+    const char *protocol);
+
+#endif
