@@ -1,0 +1,751 @@
+"""
+tsubame_harness: start real tsubamed processes for the integration and crash tests.
+
+A Daemon owns one test site: a config folder (tsubame.conf + domains/accounts/aliases
+tables), a work_dir and a Maildir root, all under one base folder that the
+unprivileged `user` can traverse (tests run as root on CI, and the daemon's
+children drop to that user).  Every wait here is bounded: a daemon that hangs
+fails the test, it never hangs the suite.
+
+The binaries come from $TSUBAME_BIN (default: build/asan/bin in the repository).
+On teardown the daemon gets SIGTERM, then SIGKILL for its whole process group if
+it has not stopped in time, and its stderr and logs are searched for sanitizer
+reports ("AddressSanitizer", "LeakSanitizer", "runtime error:").
+"""
+
+import os
+import pwd
+import random
+import re
+import resource
+import select
+import shutil
+import signal
+import smtplib
+import socket
+import subprocess
+import tempfile
+import time
+import uuid
+
+import pytest
+
+REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+BIN = os.environ.get("TSUBAME_BIN") or os.path.join(REPO, "build", "asan", "bin")
+TSUBAMED = os.path.join(BIN, "tsubamed")
+TSUBAMECTL = os.path.join(BIN, "tsubamectl")
+
+HOSTNAME = "tsubame.test"
+RUN_USER = "tsubame"
+IS_ROOT = os.geteuid() == 0
+
+SANITIZER_MARKS = ("AddressSanitizer", "LeakSanitizer", "runtime error:")
+
+# Sanitizer settings for every process we start (the daemon and tsubamectl).
+SAN_ENV = {
+    "ASAN_OPTIONS": "abort_on_error=0:detect_leaks=1:allocator_may_return_null=0",
+    "UBSAN_OPTIONS": "print_stacktrace=1:halt_on_error=1",
+}
+
+DEFAULT_DOMAINS = (
+    "example.test\n"
+    "other.test aliases=mail.other.test max_accounts=0 mailbox_limit=0 max_messages=0 max_message_size=0\n"
+)
+
+# (address, password, extra tsubamectl args)
+DEFAULT_ACCOUNTS = [
+    ("demo@example.test", "demo-pass", []),
+    ("bob@example.test", "bob-pass", []),
+    ("carol@other.test", "carol-pass", []),
+]
+
+DEFAULT_ALIASES = (
+    "# test aliases\n"
+    "info@example.test demo@example.test\n"
+    "samedom@example.test bob@example.test\n"
+    "keep@example.test carol@other.test,0\n"
+    "sales@example.test carol@other.test\n"
+    "rw@example.test bob@example.test,1\n"
+    "fw-*@example.test *@other.test\n"
+    "ext@example.test someone@remote.invalid\n"
+    "*@other.test carol@other.test\n"
+)
+
+
+def raise_nofile():
+    """Raise our soft RLIMIT_NOFILE to the hard limit (children inherit it)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = hard if hard != resource.RLIM_INFINITY else 65536
+    want = min(want, 1 << 20)
+    if soft < want:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+        except (ValueError, OSError):
+            pass
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+raise_nofile()
+
+
+def binaries_present():
+    return os.access(TSUBAMED, os.X_OK) and os.access(TSUBAMECTL, os.X_OK)
+
+
+def ensure_user():
+    """Create the unprivileged run user when we are root and it does not exist."""
+    if not IS_ROOT:
+        return None
+    try:
+        return pwd.getpwnam(RUN_USER)
+    except KeyError:
+        subprocess.run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", RUN_USER],
+                       check=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=30)
+        return pwd.getpwnam(RUN_USER)
+
+
+def chown_run_user(path):
+    if IS_ROOT:
+        pw = pwd.getpwnam(RUN_USER)
+        os.chown(path, pw.pw_uid, pw.pw_gid)
+
+
+def make_base_dir():
+    base = tempfile.mkdtemp(prefix="tsubame-tests-", dir="/tmp")
+    os.chmod(base, 0o755)
+    return base
+
+
+def free_port(host="127.0.0.1"):
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+    finally:
+        s.close()
+
+
+def token():
+    return "tok" + uuid.uuid4().hex[:16]
+
+
+def live_group_members(pgid):
+    """Pids (not zombies) whose process group is pgid."""
+    out = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % name, "rb") as f:
+                stat = f.read().decode("ascii", "replace")
+        except OSError:
+            continue
+        # pid (comm) state ppid pgrp ...  comm may contain spaces/parens
+        rest = stat[stat.rfind(")") + 2:].split()
+        if len(rest) >= 3 and rest[0] != "Z" and int(rest[2]) == pgid:
+            out.append(int(name))
+    return out
+
+
+# --------------------------------------------------------------------------
+# SMTP reply parsing over a raw socket
+
+
+class Reply:
+    def __init__(self, code, lines):
+        self.code = code
+        self.lines = lines          # texts after "CCC-" / "CCC "
+
+    @property
+    def text(self):
+        return "\n".join(self.lines)
+
+    @property
+    def first(self):
+        return self.lines[0] if self.lines else ""
+
+    def enh(self):
+        m = re.match(r"(\d\.\d{1,3}\.\d{1,3})\b", self.first)
+        return m.group(1) if m else None
+
+    def startswith(self, s):
+        """'250 2.0.0 Ok' style match against code + first line."""
+        return ("%d %s" % (self.code, self.first)).startswith(s)
+
+    def __repr__(self):
+        return "Reply(%d, %r)" % (self.code, self.lines)
+
+
+class SessionClosed(Exception):
+    pass
+
+
+class Session:
+    """A raw SMTP client: send exact bytes, read replies one at a time."""
+
+    def __init__(self, port, host="127.0.0.1", timeout=10.0, read_greeting=True):
+        self.timeout = timeout
+        self.sock = socket.create_connection((host, port), timeout=timeout)
+        self.buf = b""
+        self.eof = False
+        self.greeting = self.reply() if read_greeting else None
+
+    def send(self, data):
+        if isinstance(data, str):
+            data = data.encode("utf-8")
+        self.sock.sendall(data)
+
+    def _fill(self, deadline):
+        if self.eof:
+            raise SessionClosed("connection closed by server; unread=%r" % self.buf[:200])
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise socket.timeout("no complete reply within %.1fs; have %r" % (self.timeout, self.buf[:300]))
+        self.sock.settimeout(left)
+        try:
+            chunk = self.sock.recv(65536)
+        except socket.timeout:
+            raise socket.timeout("no complete reply within %.1fs; have %r" % (self.timeout, self.buf[:300]))
+        except ConnectionResetError:
+            chunk = b""
+        if not chunk:
+            self.eof = True
+            if not self.buf:
+                raise SessionClosed("connection closed by server")
+        self.buf += chunk
+
+    def _line(self, deadline):
+        while True:
+            i = self.buf.find(b"\r\n")
+            if i >= 0:
+                line, self.buf = self.buf[:i], self.buf[i + 2:]
+                return line
+            if self.eof:
+                raise SessionClosed("connection closed mid-line: %r" % self.buf[:200])
+            self._fill(deadline)
+
+    def reply(self, timeout=None):
+        deadline = time.monotonic() + (timeout if timeout is not None else self.timeout)
+        lines = []
+        code = None
+        while True:
+            raw = self._line(deadline)
+            s = raw.decode("utf-8", "replace")
+            m = re.match(r"^(\d{3})([ -])(.*)$", s)
+            if not m and re.match(r"^\d{3}$", s):
+                m = re.match(r"^(\d{3})()(.*)$", s)
+            assert m, "malformed reply line %r" % raw
+            if code is None:
+                code = int(m.group(1))
+            else:
+                assert int(m.group(1)) == code, "code changed inside a multi-line reply: %r" % raw
+            lines.append(m.group(3))
+            if m.group(2) != "-":
+                return Reply(code, lines)
+
+    def replies(self, n, timeout=None):
+        return [self.reply(timeout) for _ in range(n)]
+
+    def cmd(self, line, timeout=None):
+        if isinstance(line, str):
+            line = line.encode("utf-8")
+        self.send(line + b"\r\n")
+        return self.reply(timeout)
+
+    def expect(self, line, prefix, timeout=None):
+        r = self.cmd(line, timeout)
+        assert r.startswith(prefix), "%r -> %r, expected %r" % (line, r, prefix)
+        return r
+
+    def ehlo(self, name="client.example"):
+        return self.expect("EHLO " + name, "250")
+
+    def pending(self, wait=0.3):
+        """Whatever bytes arrive within `wait` seconds (for 'no extra reply' checks)."""
+        deadline = time.monotonic() + wait
+        while not self.eof:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            r, _, _ = select.select([self.sock], [], [], left)
+            if not r:
+                break
+            try:
+                chunk = self.sock.recv(65536)
+            except (ConnectionResetError, socket.timeout):
+                chunk = b""
+            if not chunk:
+                self.eof = True
+                break
+            self.buf += chunk
+        return self.buf
+
+    def wait_closed(self, timeout=5.0):
+        """True when the server closes the connection within timeout (unread data is kept)."""
+        deadline = time.monotonic() + timeout
+        while not self.eof and time.monotonic() < deadline:
+            self.pending(min(0.2, max(0.01, deadline - time.monotonic())))
+        return self.eof
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def qid_of(reply):
+    m = re.search(r"queued as (\S+)", reply.text)
+    return m.group(1) if m else None
+
+
+# --------------------------------------------------------------------------
+# delivered Maildir files
+
+
+def split_delivered(content):
+    """(return_path, delivered_to, received_header_unfolded, rest) of a delivered file (bytes)."""
+    lines = content.split(b"\n")
+    assert lines[0].startswith(b"Return-Path: "), "first line is not Return-Path: %r" % lines[0][:200]
+    assert lines[1].startswith(b"Delivered-To: "), "second line is not Delivered-To: %r" % lines[1][:200]
+    assert lines[2].startswith(b"Received: "), "third line is not Received: %r" % lines[2][:200]
+    i = 3
+    while i < len(lines) and lines[i][:1] in (b" ", b"\t"):
+        i += 1
+    received = b" ".join(l.strip() for l in lines[2:i])
+    rp = lines[0][len(b"Return-Path: "):].strip()
+    dt = lines[1][len(b"Delivered-To: "):].strip()
+    return rp, dt, received, b"\n".join(lines[i:])
+
+
+def strip_brackets(b):
+    if b.startswith(b"<") and b.endswith(b">"):
+        return b[1:-1]
+    return b
+
+
+# --------------------------------------------------------------------------
+# the daemon
+
+
+class Daemon:
+    def __init__(self, base, name="site", params=None, domains=DEFAULT_DOMAINS, accounts=DEFAULT_ACCOUNTS,
+                 aliases=DEFAULT_ALIASES, port=None):
+        self.name = name
+        self.root = os.path.join(base, "%s-%s" % (name, uuid.uuid4().hex[:6]))
+        os.makedirs(self.root)
+        os.chmod(self.root, 0o755)
+        self.etc = os.path.join(self.root, "etc")
+        self.work = os.path.join(self.root, "work")
+        self.mail = os.path.join(self.root, "mail")
+        for d in (self.etc, self.work, self.mail):
+            os.makedirs(d)
+            os.chmod(d, 0o755)
+        chown_run_user(self.work)
+        chown_run_user(self.mail)
+        self.conf = os.path.join(self.etc, "tsubame.conf")
+        self.port = port or free_port()
+        self.params = {
+            "hostname": HOSTNAME,
+            "node_id": "n1",
+            "work_dir": self.work,
+            "user": RUN_USER,
+            "listen": "127.0.0.1:%d" % self.port,
+            "max_message_size": "200000",
+            "max_recipients": "5",
+            "mailbox_path": self.mail + "/%DOMAIN%/%USERNAME%/Maildir",
+            "shutdown_timeout": "3",
+            "deliver_processes": "2",
+        }
+        if params:
+            self.params.update(params)
+        self.write_conf()
+        self.write_table("domains", domains)
+        self.write_table("aliases", aliases)
+        self.write_table("accounts", "")
+        self.proc = None
+        self.stderr_path = os.path.join(self.root, "stderr.log")
+        self.stderr_file = None
+        self.san_offset = {}
+        self.starts = 0
+        for addr, pw, extra in accounts:
+            self.ctl("account", "add", addr, "-p", pw, *extra)
+
+    # -- files ---------------------------------------------------------------
+    def write_conf(self):
+        with open(self.conf, "w") as f:
+            f.write("# written by tests/integration/tsubame_harness.py\n")
+            for k, v in self.params.items():
+                if v is None:
+                    continue
+                f.write("%s = %s\n" % (k, v))
+        os.chmod(self.conf, 0o644)
+
+    def table(self, name):
+        return os.path.join(self.etc, name)
+
+    def write_table(self, name, text):
+        p = self.table(name)
+        with open(p, "w") as f:
+            f.write(text)
+        os.chmod(p, 0o644)
+        return p
+
+    def append_table(self, name, text):
+        with open(self.table(name), "a") as f:
+            f.write(text)
+
+    @property
+    def logdir(self):
+        return os.path.join(self.work, "log", self.params.get("hostname") or HOSTNAME)
+
+    def log(self, name="main"):
+        try:
+            with open(os.path.join(self.logdir, name + ".log"), "rb") as f:
+                return f.read().decode("utf-8", "replace")
+        except OSError:
+            return ""
+
+    def stderr_text(self):
+        try:
+            with open(self.stderr_path, "rb") as f:
+                return f.read().decode("utf-8", "replace")
+        except OSError:
+            return ""
+
+    def tail(self, n=40):
+        text = self.stderr_text() or self.log()
+        return "\n".join(text.splitlines()[-n:])
+
+    def pid_file(self):
+        return os.path.join(self.work, "tsubamed.pid")
+
+    def queue_files(self, state):
+        """Files (recursively) under work/queue/<state>."""
+        top = os.path.join(self.work, "queue", state)
+        out = []
+        for dirpath, _dirs, files in os.walk(top):
+            out.extend(os.path.join(dirpath, f) for f in files)
+        return out
+
+    # -- processes ----------------------------------------------------------
+    def env(self):
+        e = dict(os.environ)
+        e.update(SAN_ENV)
+        return e
+
+    def ctl(self, *args, check=True, input=None, timeout=30):
+        cp = subprocess.run([TSUBAMECTL, "-c", self.conf] + list(args), input=input, capture_output=True,
+                            timeout=timeout, env=self.env())
+        out = cp.stdout.decode("utf-8", "replace")
+        err = cp.stderr.decode("utf-8", "replace")
+        cp.out, cp.err = out, err
+        for mark in SANITIZER_MARKS:
+            assert mark not in err, "tsubamectl %s: sanitizer report:\n%s" % (" ".join(args), err)
+        if check:
+            assert cp.returncode == 0, "tsubamectl %s -> %d\nstdout:\n%s\nstderr:\n%s" % (
+                " ".join(args), cp.returncode, out, err)
+        return cp
+
+    def run_tsubamed(self, *args, timeout=30):
+        cp = subprocess.run([TSUBAMED] + list(args), capture_output=True, timeout=timeout, env=self.env())
+        cp.out = cp.stdout.decode("utf-8", "replace")
+        cp.err = cp.stderr.decode("utf-8", "replace")
+        for mark in SANITIZER_MARKS:
+            assert mark not in cp.err, "tsubamed %s: sanitizer report:\n%s" % (" ".join(args), cp.err)
+        return cp
+
+    def start(self, timeout=20.0):
+        assert self.proc is None or self.proc.poll() is not None, "already running"
+        self._close_stderr()
+        self.stderr_file = open(self.stderr_path, "ab")
+        self.stderr_file.write(b"\n==== start %d ====\n" % self.starts)
+        self.stderr_file.flush()
+        self.starts += 1
+        self.proc = subprocess.Popen([TSUBAMED, "-c", self.conf], stdin=subprocess.DEVNULL,
+                                     stdout=self.stderr_file, stderr=self.stderr_file, env=self.env(),
+                                     start_new_session=True, close_fds=True)
+        self.pgid = self.proc.pid
+        self.wait_ready(timeout)
+        return self
+
+    def wait_ready(self, timeout=20.0):
+        deadline = time.monotonic() + timeout
+        last = None
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError("tsubamed exited with %s during start-up:\n%s" % (
+                    self.proc.returncode, self.tail()))
+            try:
+                s = Session(self.port, timeout=3.0)
+            except (OSError, SessionClosed) as e:
+                last = e
+                time.sleep(0.05)
+                continue
+            try:
+                assert s.greeting.code == 220, "greeting %r" % s.greeting
+                try:
+                    s.cmd("QUIT", timeout=3.0)
+                except (OSError, SessionClosed):
+                    pass
+            finally:
+                s.close()
+            return
+        raise AssertionError("tsubamed not answering on port %d after %.0fs (%r):\n%s" % (
+            self.port, timeout, last, self.tail()))
+
+    def running(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def signal(self, sig):
+        assert self.running(), "tsubamed is not running:\n%s" % self.tail()
+        os.kill(self.proc.pid, sig)
+
+    def kill9(self, timeout=10.0):
+        """SIGKILL the whole process group and wait until every member is gone."""
+        try:
+            os.killpg(self.pgid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        try:
+            self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            pass
+        deadline = time.monotonic() + timeout
+        while live_group_members(self.pgid) and time.monotonic() < deadline:
+            try:
+                os.killpg(self.pgid, signal.SIGKILL)
+            except ProcessLookupError:
+                break
+            time.sleep(0.02)
+        left = live_group_members(self.pgid)
+        assert not left, "processes survived SIGKILL of group %d: %r" % (self.pgid, left)
+        self._close_stderr()
+
+    def stop(self, timeout=None):
+        """SIGTERM, bounded wait, SIGKILL the group if needed.  Returns a list of problems."""
+        problems = []
+        if self.proc is None:
+            return problems
+        if timeout is None:
+            timeout = float(self.params.get("shutdown_timeout") or 3) + 10.0
+        if self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                problems.append("tsubamed did not exit within %.0fs of SIGTERM" % timeout)
+            rc = self.proc.poll()
+            if rc is not None and rc != 0:
+                problems.append("tsubamed exited with status %d after SIGTERM" % rc)
+        else:
+            problems.append("tsubamed had already exited with status %s" % self.proc.returncode)
+        # children must follow the master
+        deadline = time.monotonic() + 5.0
+        while live_group_members(self.pgid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        left = live_group_members(self.pgid)
+        if left:
+            problems.append("processes left after the master exited: %r" % left)
+        if self.proc.poll() is None or left:
+            try:
+                os.killpg(self.pgid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                problems.append("tsubamed survived SIGKILL")
+        self._close_stderr()
+        return problems
+
+    def _close_stderr(self):
+        if self.stderr_file:
+            self.stderr_file.close()
+            self.stderr_file = None
+
+    def restart(self):
+        self.stop()
+        self.start()
+
+    def sanitizer_reports(self, since_mark=False):
+        """Sanitizer lines in stderr and main.log (optionally only those after the last mark())."""
+        found = []
+        for key, text in (("stderr", self.stderr_text()), ("main.log", self.log())):
+            start = self.san_offset.get(key, 0) if since_mark else 0
+            chunk = text[start:]
+            for mark in SANITIZER_MARKS:
+                if mark in chunk:
+                    i = chunk.index(mark)
+                    found.append("%s: %s" % (key, chunk[max(0, i - 300):i + 3000]))
+                    break
+        return found
+
+    def mark(self):
+        self.san_offset = {"stderr": len(self.stderr_text()), "main.log": len(self.log())}
+
+    # -- SMTP ----------------------------------------------------------------
+    def smtp(self, timeout=10):
+        return smtplib.SMTP("127.0.0.1", self.port, local_hostname="client.example", timeout=timeout)
+
+    def session(self, timeout=10.0, **kw):
+        return Session(self.port, timeout=timeout, **kw)
+
+    def send(self, rcpts, body, sender="sender@client.test", mail_opts=(), rcpt_opts=()):
+        """One message through smtplib; returns the qid from the 250 reply."""
+        if isinstance(rcpts, str):
+            rcpts = [rcpts]
+        with self.smtp() as s:
+            s.ehlo()
+            code, msg = s.mail(sender, list(mail_opts))
+            assert code == 250, (code, msg)
+            for r in rcpts:
+                code, msg = s.rcpt(r, list(rcpt_opts))
+                assert code == 250, (r, code, msg)
+            code, msg = s.data(body)
+            assert code == 250, (code, msg)
+            m = re.search(rb"queued as (\S+)", msg)
+            s.quit()
+            return m.group(1).decode() if m else None
+
+    # -- Maildir -------------------------------------------------------------
+    def maildir(self, user):
+        local, domain = user.rsplit("@", 1)
+        return os.path.join(self.mail, domain, local, "Maildir")
+
+    def message_files(self, user):
+        md = self.maildir(user)
+        out = []
+        for sub in ("new", "cur"):
+            d = os.path.join(md, sub)
+            try:
+                names = os.listdir(d)
+            except FileNotFoundError:
+                continue
+            out.extend(os.path.join(d, n) for n in sorted(names))
+        return out
+
+    def messages(self, user):
+        out = []
+        for p in self.message_files(user):
+            try:
+                with open(p, "rb") as f:
+                    out.append(f.read())
+            except FileNotFoundError:
+                pass
+        return out
+
+    def wait_for_messages(self, user, n, timeout=10.0):
+        deadline = time.monotonic() + timeout
+        while True:
+            files = self.message_files(user)
+            if len(files) >= n or time.monotonic() >= deadline:
+                break
+            time.sleep(0.05)
+        assert len(files) >= n, "%s: %d message(s) after %.0fs, expected %d\n%s" % (
+            user, len(files), timeout, n, self.tail())
+        return self.messages(user)
+
+    def find(self, user, tok):
+        tb = tok.encode() if isinstance(tok, str) else tok
+        return [m for m in self.messages(user) if tb in m]
+
+    def wait_for_token(self, user, tok, n=1, timeout=10.0):
+        deadline = time.monotonic() + timeout
+        while True:
+            found = self.find(user, tok)
+            if len(found) >= n or time.monotonic() >= deadline:
+                break
+            time.sleep(0.05)
+        assert len(found) >= n, "%s: %d message(s) with %s after %.0fs, expected %d\nqueue: %r\n%s" % (
+            user, len(found), tok, timeout, n, self.queue_snapshot(), self.tail())
+        return found
+
+    def queue_snapshot(self):
+        return {s: len(self.queue_files(s)) for s in ("incoming", "active", "deferred", "corrupt")}
+
+    def fill_mailbox(self, user, nbytes):
+        """Put a message file of nbytes into the user's Maildir/cur (for quota tests)."""
+        md = self.maildir(user)
+        for sub in ("tmp", "new", "cur"):
+            os.makedirs(os.path.join(md, sub), exist_ok=True)
+        name = "%d.M1P1Q1.filler,S=%d:2,S" % (int(time.time()), nbytes)
+        p = os.path.join(md, "cur", name)
+        with open(p, "wb") as f:
+            f.write(b"Subject: filler\n\n" + b"x" * (nbytes - 18) + b"\n")
+        if IS_ROOT:
+            pw = pwd.getpwnam(RUN_USER)
+            for dirpath, dirs, files in os.walk(os.path.join(self.mail)):
+                os.chown(dirpath, pw.pw_uid, pw.pw_gid)
+                for f in files:
+                    os.chown(os.path.join(dirpath, f), pw.pw_uid, pw.pw_gid)
+        return p
+
+
+def finish(daemon, request=None):
+    """Stop a daemon and fail on sanitizer reports or an unclean stop."""
+    problems = daemon.stop()
+    reports = daemon.sanitizer_reports()
+    if reports:
+        problems.append("sanitizer report:\n" + "\n----\n".join(reports))
+    if problems:
+        pytest.fail("%s (%s): %s\n--- last log lines ---\n%s" % (
+            daemon.name, daemon.root, "\n".join(problems), daemon.tail()), pytrace=False)
+
+
+# --------------------------------------------------------------------------
+# fixtures (imported into the conftest.py files)
+
+
+@pytest.fixture(scope="session")
+def base_dir(request):
+    if not binaries_present():
+        pytest.skip("tsubamed/tsubamectl not built in %s (run make asan)" % BIN)
+    ensure_user()
+    base = make_base_dir()
+    yield base
+    if request.session.testsfailed == 0 and not os.environ.get("TSUBAME_KEEP"):
+        shutil.rmtree(base, ignore_errors=True)
+    else:
+        print("\ntest sites kept in %s" % base)
+
+
+@pytest.fixture(scope="module")
+def module_daemon(base_dir, request):
+    d = Daemon(base_dir, name=request.module.__name__.split(".")[-1])
+    d.start()
+    yield d
+    finish(d)
+
+
+@pytest.fixture
+def tsubame(module_daemon):
+    """The module's shared daemon; after each test: still alive, no new sanitizer report."""
+    module_daemon.mark()
+    yield module_daemon
+    assert module_daemon.running(), "tsubamed died during the test:\n%s" % module_daemon.tail()
+    reports = module_daemon.sanitizer_reports(since_mark=True)
+    assert not reports, "sanitizer report during the test:\n" + "\n".join(reports)
+
+
+@pytest.fixture
+def make_daemon(base_dir, request):
+    """Factory: make_daemon(params={...}, start=True, ...) -> Daemon, stopped and checked at teardown."""
+    made = []
+
+    def factory(params=None, start=True, **kw):
+        d = Daemon(base_dir, name=re.sub(r"[^A-Za-z0-9_.-]", "_", request.node.name)[:40], params=params, **kw)
+        made.append(d)
+        if start:
+            d.start()
+        return d
+
+    yield factory
+    for d in made:
+        finish(d)
