@@ -30,6 +30,15 @@
 
 #define QFILE_MAGIC "TSUBAME-QUEUE 1\n"
 
+/* Limits the parser enforces (and the writer respects). */
+#define QFILE_HEADER_MAX (64u * 1024 * 1024) /* magic through "data: \n" */
+#define QFILE_LINE_MAX (64u * 1024)          /* one header record, '\n' included */
+#define QFILE_RCPT_MAX 100000
+#define QFILE_ATTEMPTS_MAX 9999
+#define QFILE_TIME_MAX 999999999999LL        /* 12 digits: next_try, data_len */
+/* Width of the in-place region "S AAAA NNNNNNNNNNNN" at state_off. */
+#define QFILE_RCPT_FIXED_LEN 19
+
 enum rcpt_state {
 	RCPT_LOCAL = 'L',    /* waiting for local delivery */
 	RCPT_REMOTE = 'R',   /* waiting for the delivery engine (remote) */
@@ -64,10 +73,18 @@ struct qenvelope {
 	off_t data_len;
 };
 
-/* Header records through "data: \n"; sets each rcpt's state_off relative to the file start. */
-void qfile_write_header(struct buf *out, struct qenvelope *e);
-/* The end record for data_len bytes of content. */
-void qfile_write_trailer(struct buf *out, off_t data_len);
+/*
+ * Header records through "data: \n", appended to out.  Sets each rcpt's state_off
+ * and e->data_off as offsets in out, so out must start empty (at the file start)
+ * for them to be file offsets.  attempts and next_try are clamped to their field
+ * widths.  Returns 0, or -1 (out unchanged) when the envelope cannot be written
+ * as a file the parser accepts: no recipient or more than QFILE_RCPT_MAX, bad
+ * qid, state letter, body or smtputf8, header over QFILE_HEADER_MAX, a record
+ * over QFILE_LINE_MAX, or out's own maximum reached.  NULL strings count as "".
+ */
+int qfile_write_header(struct buf *out, struct qenvelope *e);
+/* The end record for data_len bytes of content.  0, or -1 (out unchanged). */
+int qfile_write_trailer(struct buf *out, off_t data_len);
 /* Length of the end record (for size checks). */
 size_t qfile_trailer_len(void);
 
@@ -82,6 +99,14 @@ void qenvelope_free(struct qenvelope *e);
 
 /* Update one recipient in place (state, attempts, next_try) with one pwrite. 0 or -1. */
 int qfile_set_rcpt(int fd, const struct qrcpt *r);
+
+/*
+ * The parser is strict and canonical: keys may come in any order but each
+ * exactly once (rcpt 1..QFILE_RCPT_MAX times, in file order), numbers have no
+ * leading zeros or '+', and a value may contain neither a byte that needs
+ * encoding nor an unneeded %XX (hex upper case), so writing a parsed envelope
+ * reproduces the records byte for byte (key order aside).
+ */
 
 /* 1 when no recipient is in state L or R. */
 int qenvelope_finished(const struct qenvelope *e);

@@ -56,9 +56,24 @@ int spool_open_file(struct spool *s, enum spool_dir d, const char *qid, int flag
 /* Call cb for every qid in a folder (sorted, oldest first).  Returns count or -1. */
 int spool_list(struct spool *s, enum spool_dir d, void (*cb)(void *arg, const char *qid), void *arg);
 
+/* fsync one folder (e.g. deferred/ after a group of spool_defer()).  0 or -1. */
+int spool_sync_dir(struct spool *s, enum spool_dir d);
+/* The directory fd of a folder (owned by s), or -1. */
+int spool_dirfd(const struct spool *s, enum spool_dir d);
+/* "incoming", "active", "deferred", "corrupt". */
+const char *spool_dir_name(enum spool_dir d);
+/* Every node folder under active/ (sorted), for tsubamectl and takeover (O4).  Count or -1. */
+int spool_list_nodes(struct spool *s, void (*cb)(void *arg, const char *node), void *arg);
+/* Open active/<node> (O_DIRECTORY); the caller closes it.  -1 with errno. */
+int spool_open_node_dir(struct spool *s, const char *node);
+/* Like spool_list() for any directory fd (e.g. from spool_open_node_dir()). */
+int spool_list_dirfd(int dfd, void (*cb)(void *arg, const char *qid), void *arg);
+
 /*
  * Start-up recovery for this node: unlink this node's incoming/ files (never
- * acknowledged) and those of any node older than stale_seconds; returns 0 or -1.
+ * acknowledged) and those of any node older than stale_seconds (by mtime: a
+ * receive in progress keeps writing); stale_seconds < 0 leaves other nodes'
+ * files alone.  Call it before this node accepts mail.  Returns 0 or -1.
  */
 int spool_recover_incoming(struct spool *s, long stale_seconds);
 
