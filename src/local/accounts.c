@@ -390,12 +390,21 @@ int accounts_load(struct account_table *t, const char *path, struct buf *errors)
 int accounts_import(struct account_table *t, const struct domain_table *domains, FILE *fp,
     const char *name, struct buf *errors)
 {
+	size_t imported;
+	return accounts_import_counted(t, domains, fp, name, errors, &imported);
+}
+
+int accounts_import_counted(struct account_table *t, const struct domain_table *domains, FILE *fp,
+    const char *name, struct buf *errors, size_t *imported)
+{
 	char line[TABLE_LINE_MAX];
 	struct line_ctx lc = { .file = name, .errors = errors };
 	enum table_line r;
 	struct account a;
 	/* Accounts per domain, counted once: a 100k-line import must not rescan the table per line. */
 	size_t *count = xcalloc(domains->n + 1, sizeof(*count));
+
+	*imported = 0;
 
 	for (size_t i = 0; i < t->n; i++) {
 		const struct domain *d = domains_find(domains, t->v[i].domain);
@@ -445,6 +454,7 @@ int accounts_import(struct account_table *t, const struct domain_table *domains,
 			append(t, &c);
 			count[di]++;
 		}
+		(*imported)++;
 	}
 	explicit_bzero(line, sizeof(line));
 	free(count);

@@ -69,6 +69,9 @@ int password_is_hash(const char *s);
  */
 int accounts_import(struct account_table *t, const struct domain_table *domains, FILE *fp,
     const char *name, struct buf *errors);
+/* The same, also counting the accounts added or replaced in *imported. */
+int accounts_import_counted(struct account_table *t, const struct domain_table *domains, FILE *fp,
+    const char *name, struct buf *errors, size_t *imported);
 void accounts_export(const struct account_table *t, FILE *fp);
 
 #endif

@@ -51,7 +51,7 @@ static void lower(char *s)
 }
 
 /* A non-negative number; sizes may carry k, m or g as in the main configuration. */
-static int parse_number(const char *s, int size, long *out)
+int domain_parse_number(const char *s, int size, long *out)
 {
 	char *end;
 	long mul = 1;
@@ -231,7 +231,7 @@ static int parse_line(struct line_ctx *lc, struct domain_table *t, char *line)
 			err(lc, "unknown key \"%s\"", key);
 			goto fail;
 		}
-		if (parse_number(val, size, num) < 0) {
+		if (domain_parse_number(val, size, num) < 0) {
 			err(lc, "bad number for %s: \"%s\"", key, val);
 			goto fail;
 		}

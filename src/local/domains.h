@@ -45,6 +45,8 @@ int domains_save(const struct domain_table *t, const char *path);
 /* Add (copying d) or remove by name; 0, or -1 when it exists / does not exist. */
 int domains_add(struct domain_table *t, const struct domain *d);
 int domains_remove(struct domain_table *t, const char *name);
+/* A non-negative number; with sizes, a k, m or g suffix multiplies by 1024^n.  0 or -1. */
+int domain_parse_number(const char *s, int size, long *out);
 /* 1 when name is a syntactically valid host name (RFC 1035 labels, letters digits '-'). */
 int domain_name_valid(const char *name);
 

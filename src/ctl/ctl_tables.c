@@ -1,0 +1,114 @@
+/*
+ * ctl_tables: load, lock and save the domains and accounts tables for tsubamectl.
+ * The lock is an flock on the configuration directory: both tables live there by
+ * default, and `domain del -f` changes both, so one lock covers every change.
+ */
+#include "ctl/ctl_tables.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include "util/xalloc.h"
+
+int ctl_fail(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("tsubamectl: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	return 1;
+}
+
+int ctl_usage(const char *usage)
+{
+	fprintf(stderr, "usage: tsubamectl %s\n", usage);
+	return 2;
+}
+
+static int lock_dir(const char *dir)
+{
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	if (fd < 0) {
+		ctl_fail("open %s: %s", dir, strerror(errno));
+		return -1;
+	}
+	if (flock(fd, LOCK_EX) < 0) {
+		ctl_fail("lock %s: %s", dir, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+int ctl_tables_open(struct ctl *c, struct ctl_tables *t, enum ctl_open_mode mode)
+{
+	struct buf errors;
+	int nerr;
+
+	memset(t, 0, sizeof(*t));
+	t->lock_fd = -1;
+	t->domains_path = config_path(&c->cfg, c->cfg.domains_file);
+	t->accounts_path = config_path(&c->cfg, c->cfg.accounts_file);
+	if (mode == CTL_WRITE) {
+		char *copy = xstrdup(t->accounts_path);
+		const char *dir = c->cfg.config_dir && *c->cfg.config_dir ? c->cfg.config_dir : dirname(copy);
+		t->lock_fd = lock_dir(dir);
+		free(copy);
+		if (t->lock_fd < 0)
+			goto fail;
+	}
+	/* Read only after taking the lock: the tables are then the latest ones. */
+	buf_init(&errors, 64 * 1024);
+	nerr = domains_load(&t->domains, t->domains_path, &errors);
+	nerr += accounts_load(&t->accounts, t->accounts_path, &errors);
+	if (nerr > 0) {
+		fputs(buf_cstr(&errors), stderr);
+		if (mode == CTL_WRITE) {
+			ctl_fail("%d error%s in the tables: fix them before changing anything", nerr, nerr == 1 ? "" : "s");
+			buf_free(&errors);
+			goto fail;
+		}
+	}
+	buf_free(&errors);
+	return 0;
+fail:
+	ctl_tables_close(t);
+	return -1;
+}
+
+void ctl_tables_close(struct ctl_tables *t)
+{
+	domains_free(&t->domains);
+	accounts_free(&t->accounts);
+	free(t->domains_path);
+	free(t->accounts_path);
+	t->domains_path = t->accounts_path = NULL;
+	if (t->lock_fd >= 0)
+		close(t->lock_fd); /* releases the flock */
+	t->lock_fd = -1;
+}
+
+int ctl_save_domains(struct ctl_tables *t)
+{
+	if (domains_save(&t->domains, t->domains_path) < 0)
+		return -ctl_fail("save %s: %s", t->domains_path, strerror(errno));
+	return 0;
+}
+
+int ctl_save_accounts(struct ctl_tables *t)
+{
+	if (accounts_save(&t->accounts, t->accounts_path) < 0)
+		return -ctl_fail("save %s: %s", t->accounts_path, strerror(errno));
+	return 0;
+}
