@@ -14,12 +14,16 @@
 struct ctl {
 	struct config cfg;
 	const char *config_path;
+	int reload_wanted;   /* set by ctl_reload(); the signal is sent when the command is done */
 };
 
 int ctl_queue(struct ctl *c, int argc, char **argv);    /* queue list|show|delete */
 int ctl_account(struct ctl *c, int argc, char **argv);  /* account add|del|passwd|list|show|import|export */
 int ctl_domain(struct ctl *c, int argc, char **argv);   /* domain add|del|list */
-/* Signal a running daemon to reload; 0 when signalled, 1 when none runs (not an error for callers). */
+/*
+ * Ask a running daemon to reload once this command has finished (after table
+ * files got their owner and mode).  Always returns 0.
+ */
 int ctl_reload(struct ctl *c);
 
 #endif

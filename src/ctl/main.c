@@ -2,7 +2,10 @@
  * tsubamectl: the administrator's command (O2).
  *   tsubamectl [-c FILE] queue|account|domain|reload|check ...
  */
+#include <grp.h>
+#include <pwd.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +32,13 @@ static void usage(void)
 
 int ctl_reload(struct ctl *c)
 {
+	c->reload_wanted = 1;
+	return 0;
+}
+
+/* SIGHUP to the pid in work_dir/tsubamed.pid: 0 when signalled, 1 when no daemon runs. */
+static int signal_daemon(const struct ctl *c)
+{
 	char *pidfile = xasprintf("%s/tsubamed.pid", c->cfg.work_dir);
 	FILE *fp = fopen(pidfile, "r");
 	free(pidfile);
@@ -40,6 +50,30 @@ int ctl_reload(struct ctl *c)
 	if (!ok || kill((pid_t)pid, SIGHUP) < 0)
 		return 1;
 	return 0;
+}
+
+/*
+ * Tables written by root must stay readable by the daemon's unprivileged
+ * processes (they reload them on SIGHUP), and the accounts file holds password
+ * hashes: root-owned, group of the mail user, mode 0640.
+ */
+static void fix_table_owner(const struct ctl *c)
+{
+	if (getuid() != 0)
+		return;
+	struct passwd *pw = getpwnam(c->cfg.user);
+	if (!pw)
+		return;
+	const char *files[] = { c->cfg.domains_file, c->cfg.accounts_file, c->cfg.aliases_file };
+	for (size_t i = 0; i < 3; i++) {
+		char *p = config_path(&c->cfg, files[i]);
+		struct stat st;
+		if (stat(p, &st) == 0 && S_ISREG(st.st_mode)) {
+			if (chown(p, 0, pw->pw_gid) < 0 || chmod(p, 0640) < 0)
+				fprintf(stderr, "tsubamectl: warning: cannot set owner of %s\n", p);
+		}
+		free(p);
+	}
 }
 
 int main(int argc, char **argv)
@@ -75,19 +109,24 @@ int main(int argc, char **argv)
 	int rc;
 	if (!strcmp(cmd, "queue"))
 		rc = ctl_queue(&c, argc - i - 1, argv + i + 1);
-	else if (!strcmp(cmd, "account"))
+	else if (!strcmp(cmd, "account")) {
 		rc = ctl_account(&c, argc - i - 1, argv + i + 1);
-	else if (!strcmp(cmd, "domain"))
+		fix_table_owner(&c);
+	} else if (!strcmp(cmd, "domain")) {
 		rc = ctl_domain(&c, argc - i - 1, argv + i + 1);
+		fix_table_owner(&c);
+	}
 	else if (!strcmp(cmd, "check")) {
 		rc = master_check(&c.cfg, path) ? 1 : 0;
 		if (!rc)
 			printf("%s: configuration OK\n", path);
 	} else if (!strcmp(cmd, "reload")) {
-		rc = ctl_reload(&c);
+		rc = signal_daemon(&c);
 		fprintf(rc ? stderr : stdout, rc ? "tsubamectl: no running daemon found\n" : "reload requested\n");
 	} else
 		usage();
+	if (c.reload_wanted)
+		signal_daemon(&c);
 	config_free(&c.cfg);
 	return rc;
 }

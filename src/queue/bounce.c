@@ -99,7 +99,14 @@ int bounce_queue(struct queue *q, struct qmsg *m, int expired)
 	}
 	struct buf out;
 	buf_init(&out, 256 * 1024 * 1024);
-	qfile_write_header(&out, &b);
+	if (qfile_write_header(&out, &b) < 0) {
+		log_warnx("qid=%s event=bounce_envelope_unwritable", m->qid);
+		free(b.rcpt);
+		buf_free(&out);
+		close(fd);
+		spool_abort(&q->spool, bqid);
+		return -1;
+	}
 	size_t data_start = out.len;
 
 	char date[64], arrival[64], boundary[80];
@@ -142,13 +149,12 @@ int bounce_queue(struct queue *q, struct qmsg *m, int expired)
 	    boundary);
 	original_headers(m->fd, e, &out);
 	buf_appendf(&out, "\r\n--%s--\r\n", boundary);
-	qfile_write_trailer(&out, (off_t)(out.len - data_start));
+	int ok = qfile_write_trailer(&out, (off_t)(out.len - data_start)) == 0;
 	free(b.rcpt);
 
-	int ok = 1;
 	const char *p = out.data;
 	size_t left = out.len;
-	while (left && ok) {
+	while (ok && left) {
 		ssize_t w = write(fd, p, left);
 		if (w < 0 && errno == EINTR)
 			continue;

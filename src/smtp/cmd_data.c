@@ -181,8 +181,20 @@ void data_queue_created(struct session *s, const char *qid, int fd)
 	}
 	struct buf head;
 	buf_init(&head, 64 * 1024 * 1024);
-	qfile_write_header(&head, &e);
+	int bad = qfile_write_header(&head, &e) < 0;
 	free(e.rcpt);
+	if (bad) {
+		/* An envelope the queue could not parse back: refuse now rather than after the content. */
+		log_warnx("session=%llu qid=%s event=envelope_unwritable", (unsigned long long)s->id, qid);
+		buf_free(&head);
+		uint64_t left = t->pending_create == VERB_BDAT ? t->bdat_left : 0;
+		s->state = SS_COMMAND;
+		session_txn_free(s);
+		session_reply(s, 451, "4.3.0", "Error: queue file write error");
+		s->discard = left;
+		session_resume(s);
+		return;
+	}
 	t->data_start = (off_t)head.len;
 	received_render(&head, s->sd->received_template, s, qid, protocol(s));
 	if (buf_append(&t->wbuf, head.data, head.len) < 0)
@@ -254,8 +266,7 @@ static void finish_message(struct session *s)
 	off_t data_len = t->written - t->data_start;
 	struct buf tr;
 	buf_init(&tr, 128);
-	qfile_write_trailer(&tr, data_len);
-	if (!t->write_failed && buf_append(&t->wbuf, tr.data, tr.len) < 0)
+	if (qfile_write_trailer(&tr, data_len) < 0 || (!t->write_failed && buf_append(&t->wbuf, tr.data, tr.len) < 0))
 		t->write_failed = 1;
 	buf_free(&tr);
 	flush_writes(t, 1);

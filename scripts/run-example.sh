@@ -1,0 +1,50 @@
+#!/bin/sh
+# `make run`: render the example configuration into a run folder, create the demo
+# account on first start, say how to send a test mail, then run tsubamed in the
+# foreground (Ctrl-C stops it gracefully).
+set -eu
+cd "$(dirname "$0")/.."
+REPO=$(pwd)
+BIN="$REPO/build/release/bin"
+RUN="${TSUBAME_RUN:-$REPO/run}"
+
+if [ "$(id -u)" -eq 0 ]; then
+  id tsubame >/dev/null 2>&1 || useradd --system --no-create-home --shell /usr/sbin/nologin tsubame
+  mkdir -p "$RUN"
+  # The unprivileged processes must reach the run folder; a home folder such as /root is closed to them.
+  if ! runuser -u tsubame -- test -x "$RUN" 2>/dev/null; then
+    RUN=/var/tmp/tsubame-example
+    echo "note: $REPO is not reachable by the 'tsubame' user; using $RUN"
+  fi
+fi
+mkdir -p "$RUN"
+chmod 755 "$RUN"
+sed "s|@RUN@|$RUN|g" etc/example/tsubamed.conf.in > "$RUN/tsubamed.conf"
+for f in domains aliases received.tmpl; do
+  [ -f "$RUN/$f" ] || cp "etc/example/$f" "$RUN/$f"
+done
+CTL="$BIN/tsubamectl -c $RUN/tsubamed.conf"
+if [ ! -s "$RUN/accounts" ] || ! grep -q "^demo	" "$RUN/accounts"; then
+  PW=$(od -An -N9 -tx1 /dev/urandom | tr -d ' \n')
+  $CTL account add demo@example.test -p "$PW" -n "Demo User" >/dev/null
+  echo "$PW" > "$RUN/demo-password"
+  chmod 600 "$RUN/demo-password"
+fi
+"$BIN/tsubamed" -n -c "$RUN/tsubamed.conf"
+
+cat <<MSG
+
+  Tsubame is starting on 127.0.0.1:2525 with the example configuration:
+    configuration   $RUN/tsubamed.conf
+    demo account    demo@example.test   (password: $(cat "$RUN/demo-password"))
+    its Maildir     $RUN/mail/example.test/demo/Maildir
+    logs            $RUN/work/log/mx.example.test/
+
+  Send a test mail from another terminal:
+    swaks --server 127.0.0.1:2525 --to demo@example.test
+  then look at it:
+    ls $RUN/mail/example.test/demo/Maildir/new/
+  Queue:  $CTL queue list
+
+MSG
+exec "$BIN/tsubamed" -c "$RUN/tsubamed.conf"
