@@ -51,4 +51,10 @@ int addr_domain_valid(const char *domain, unsigned flags);
 /* Case-insensitive ASCII comparison of domains; 1 when equal. */
 int addr_domain_equal(const char *a, const char *b);
 
+/*
+ * 1 when s[0..len) is well-formed UTF-8 (RFC 3629: no overlongs, surrogates or
+ * code points above U+10FFFF) without control characters (C0, DEL, C1).
+ */
+int addr_utf8_valid(const char *s, size_t len);
+
 #endif
