@@ -53,19 +53,21 @@ int main(int argc, char **argv)
 	buf_free(&errors);
 	if (problems == 0 && check)
 		problems += master_check(cfg, path);
-	if (problems) {
-		fprintf(stderr, "tsubamed: %d problem%s in %s\n", problems, problems == 1 ? "" : "s", path);
-		return 1;
-	}
-	if (check) {
-		printf("tsubamed: %s: configuration OK\n", path);
-		return 0;
-	}
-	if (print) {
-		config_print(cfg, 1);
-		return 0;
+	if (problems || check || print) {
+		if (problems)
+			fprintf(stderr, "tsubamed: %d problem%s in %s\n", problems, problems == 1 ? "" : "s", path);
+		else if (check)
+			printf("tsubamed: %s: configuration OK\n", path);
+		else
+			config_print(cfg, 1);
+		config_free(cfg);
+		free(cfg);
+		return problems ? 1 : 0;
 	}
 	if (debug)
 		cfg->debug = 1;
-	return master_run(cfg);
+	int rc = master_run(cfg);
+	config_free(cfg);
+	free(cfg);
+	return rc;
 }
