@@ -57,6 +57,10 @@ void local_deliver(const struct config *cfg, const struct local_tables *t, int f
 	}
 	long limit = local_quota(cfg, t, a);
 	const struct domain *d = domains_find(&t->domains, a->domain);
+	if (d && d->max_message_size > 0 && len > d->max_message_size) {
+		result(r, DELIVER_PERMFAIL, "5.3.4", "message too large for the domain of %s", dest);
+		return;
+	}
 	long max_msgs = d ? d->max_messages : 0;
 	if (limit > 0 || max_msgs > 0) {
 		long long bytes = 0, msgs = 0;

@@ -90,6 +90,11 @@ void commands_dispatch(struct session *s, char *line, size_t len)
 		session_close_after_reply(s);
 		return;
 	}
+	if (s->sd->stopping && !s->txn && c.verb != VERB_QUIT) {
+		/* Shutting down: transactions already open may finish, nothing new starts. */
+		session_reply(s, 421, "4.3.2", "%s Service shutting down", s->sd->cfg->hostname);
+		return;
+	}
 	if ((k->flags & CMD_NEEDS_HELLO) && !s->helo) {
 		session_reply(s, 503, "5.5.1", "Error: send HELO/EHLO first");
 		return;
@@ -243,6 +248,12 @@ static void cmd_rcpt(struct session *s, const char *args)
 	case RESOLVE_OK:
 		break;
 	}
+	for (size_t i = 0; i < n; i++)
+		if (res[i].domain && res[i].domain->max_message_size > 0 && s->txn->mp.has_size &&
+		    s->txn->mp.size > (uint64_t)res[i].domain->max_message_size) {
+			session_reply(s, 552, "5.3.4", "<%s>: Message size exceeds fixed limit", text);
+			return;
+		}
 	for (size_t i = 0; i < n; i++)
 		if (res[i].account && over_quota(s, &res[i])) {
 			log_info("session=%llu event=reject reason=quota client=%s to=%s", (unsigned long long)s->id,
