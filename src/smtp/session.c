@@ -202,7 +202,6 @@ static void process_commands(struct session *s)
 			if (have > max) {
 				/* Over-long line: drop what we have, but keep a trailing CR that may pair with the next LF. */
 				unsigned char last = 0;
-				evbuffer_copyout_from(in, NULL, &last, 0);
 				struct evbuffer_ptr lp;
 				evbuffer_ptr_set(in, &lp, have - 1, EVBUFFER_PTR_SET);
 				evbuffer_copyout_from(in, &lp, &last, 1);
