@@ -19,6 +19,8 @@
 
 #define ALIAS_MAX_DEPTH 10
 #define ADDR_MAX 512 /* sizeof(struct alias_result.dest) */
+/* Diamonds in the alias graph (a->b,c; b->d; c->d ...) multiply the work; bound it. */
+#define ALIAS_MAX_EXPANSIONS 1024
 
 struct line_ctx {
 	const char *file;
@@ -178,6 +180,7 @@ struct resolver {
 	size_t max, n;
 	const char *path[ALIAS_MAX_DEPTH + 2]; /* addresses being expanded, for loop detection */
 	const char *why;
+	unsigned expansions;
 };
 
 static const char *domain_of(const char *addr)
@@ -280,6 +283,10 @@ static const char *applicable(const struct resolver *r, const char *addr)
 
 static int expand(struct resolver *r, const char *addr, const char *present, int depth)
 {
+	if (++r->expansions > ALIAS_MAX_EXPANSIONS) {
+		r->why = "alias expansion too large";
+		return -1;
+	}
 	const char *pattern = applicable(r, addr);
 
 	if (pattern == NULL)

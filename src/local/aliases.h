@@ -19,6 +19,7 @@
  * patterns tie on specificity the first in the file wins.  The rewrite rule is
  * applied at every hop: "present" starts as the address given and is replaced by a
  * hop's target only when that hop rewrites.  Results are deduplicated by dest.
+ * The work per address is bounded (1024 expansions: "alias expansion too large").
  */
 #ifndef TSUBAME_ALIASES_H
 #define TSUBAME_ALIASES_H

@@ -172,6 +172,32 @@ static void test_too_many_results(void **state)
 	buf_free(&text);
 }
 
+/* Every level fans out to the same 8 names: 8^10 paths, but only 8 results; the work is bounded. */
+static void test_expansion_bounded(void **state)
+{
+	struct alias_table t = { 0 };
+	struct buf errors, text;
+	struct alias_result out[ALIAS_MAX_RESULTS];
+	const char *why;
+
+	buf_init(&errors, 4096);
+	buf_init(&text, 1 << 20);
+	for (int level = 0; level < 9; level++)
+		for (int i = 0; i < 8; i++)
+			for (int j = 0; j < 8; j++)
+				buf_appendf(&text, "l%d-%d@x.test l%d-%d@x.test\n", level, i, level + 1, j);
+	buf_puts(&text, "start@x.test l0-0@x.test\n");
+	assert_int_equal(load_text(&t, buf_cstr(&text), &errors), 0);
+	assert_int_equal(aliases_resolve(&t, "start@x.test", exists, (void *)existing, out, ALIAS_MAX_RESULTS, &why), -1);
+	assert_string_equal(why, "alias expansion too large");
+	/* Two levels of the same fan-out are fine. */
+	assert_int_equal(aliases_resolve(&t, "l7-0@x.test", exists, (void *)existing, out, ALIAS_MAX_RESULTS, &why), 8);
+	assert_string_equal(out[0].dest, "l9-0@x.test");
+	aliases_free(&t);
+	buf_free(&errors);
+	buf_free(&text);
+}
+
 struct lcase {
 	const char *line;
 	const char *error; /* substring of the message, NULL = valid */
@@ -261,6 +287,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_resolve_cases),
 		cmocka_unit_test(test_too_many_results),
+		cmocka_unit_test(test_expansion_bounded),
 		cmocka_unit_test(test_load_errors),
 		cmocka_unit_test(test_load_file),
 	};
