@@ -76,21 +76,22 @@ def test_kill_right_after_250(make_daemon):
 
 
 def test_kill_during_delivery_stream(make_daemon):
+    """6 client threads stream ~240 messages; the group is SIGKILLed twice at random points."""
     seed = int.from_bytes(os.urandom(4), "big")
     rnd = random.Random(seed)
     d = make_daemon(params={"deliver_processes": "4"})
-    total = 100
+    total = 240
+    kill_points = sorted(rnd.sample(range(20, total - 40), 2))
     acked = []          # tokens whose 250 was received
     lock = threading.Lock()
     stop = threading.Event()
     errors = []
+    notes = []
+    filler = "".join("line %d of filler text for a mid-sized message\r\n" % i for i in range(400))  # ~20 KB
 
     def sender():
         deadline = time.monotonic() + 120
         while not stop.is_set() and time.monotonic() < deadline:
-            with lock:
-                if len(acked) >= total:
-                    return
             try:
                 with smtplib.SMTP("127.0.0.1", d.port, local_hostname="crash.client", timeout=10) as s:
                     s.ehlo()
@@ -100,29 +101,35 @@ def test_kill_during_delivery_stream(make_daemon):
                                 return
                         t = token()
                         s.sendmail("stream@client.test", ["demo@example.test"],
-                                   "Subject: stream %s\r\nMessage-ID: <%s@client.test>\r\n\r\n%s\r\n" % (t, t, "z" * 2000))
+                                   "Subject: stream %s\r\nMessage-ID: <%s@client.test>\r\n\r\n%s" % (t, t, filler))
                         with lock:
                             acked.append(t)
             except (OSError, smtplib.SMTPException):
-                time.sleep(0.05)
-            except Exception as e:  # pragma: no cover - reported by the main thread
+                time.sleep(0.02)
+            except Exception as e:  # reported by the main thread
                 errors.append(repr(e))
                 return
 
-    th = threading.Thread(target=sender, daemon=True)
-    th.start()
+    threads = [threading.Thread(target=sender, daemon=True) for _ in range(6)]
+    for th in threads:
+        th.start()
     try:
-        for kill_at in sorted(rnd.sample(range(10, total - 10), 2)):
-            assert wait_until(lambda: len(acked) >= kill_at, 60), \
-                "seed %d: only %d messages acknowledged" % (seed, len(acked))
-            delivered = len(d.message_files("demo@example.test"))
+        for kp in kill_points:
+            deadline = time.monotonic() + 60
+            while len(acked) < kp and time.monotonic() < deadline:
+                time.sleep(0.0005)
+            assert len(acked) >= kp, "seed %d: only %d messages acknowledged" % (seed, len(acked))
+            time.sleep(rnd.random() * 0.005)
+            n_acked = len(acked)
             d.kill9()
-            print("seed %d: killed after %d acked, %d delivered" % (seed, len(acked), delivered))
+            notes.append("killed after %d acked, %d delivered" % (n_acked, len(d.message_files("demo@example.test"))))
             d.start()
-        th.join(120)
-        assert not th.is_alive(), "seed %d: sender did not finish (%d acked)" % (seed, len(acked))
+        for th in threads:
+            th.join(120)
+        assert not any(th.is_alive() for th in threads), "seed %d: senders did not finish (%d acked)" % (seed, len(acked))
     finally:
         stop.set()
+    print("seed %d: %s" % (seed, "; ".join(notes)))
     assert not errors, errors
     assert len(acked) >= total
 

@@ -77,7 +77,7 @@ def test_2000_idle_sessions(make_daemon):
             c.settimeout(10)
             c.sendall(b"NOOP\r\n")
             assert c.recv(100).startswith(b"250"), "held session lost"
-        print("opened %d sessions in %.1fs" % (N_IDLE, opened))
+        print("opened %d sessions in %.2fs" % (N_IDLE, opened))
     finally:
         for c in socks:
             c.close()

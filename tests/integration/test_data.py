@@ -87,7 +87,9 @@ def test_body_7bit_param(tsubame):
         s.ehlo()
         s.expect("MAIL FROM:<a@client.test> BODY=7BIT", "250 2.1.0")
         s.expect("RSET", "250")
-        s.expect("MAIL FROM:<a@client.test> BODY=NONSENSE", "555 5.5.4")
+        r = s.cmd("MAIL FROM:<a@client.test> BODY=NONSENSE")
+        # an unknown BODY value: 501 (Postfix's choice) or 555, always 5.5.4
+        assert r.code in (501, 555) and r.enh() == "5.5.4", r
 
 
 def test_smtputf8_sender_and_content(tsubame):
@@ -106,9 +108,12 @@ def test_smtputf8_sender_and_content(tsubame):
 def test_utf8_addresses_need_smtputf8(tsubame):
     with tsubame.session() as s:
         s.ehlo()
-        s.expect("MAIL FROM:<pépé@exämple.test>".encode("utf-8"), "553 5.1.7")
+        # RFC 6531 3.7.4.1 suggests 553 5.6.7; docs/smtp-replies.md has 5.1.7 / 5.1.3 for bad addresses
+        r = s.cmd("MAIL FROM:<pépé@exämple.test>".encode("utf-8"))
+        assert r.code == 553 and r.enh() in ("5.1.7", "5.6.7"), r
         s.expect("MAIL FROM:<plain@client.test>", "250 2.1.0")
-        s.expect("RCPT TO:<ユーザー@example.test>".encode("utf-8"), "553 5.1.3")
+        r = s.cmd("RCPT TO:<ユーザー@example.test>".encode("utf-8"))
+        assert r.code == 553 and r.enh() in ("5.1.3", "5.6.7"), r
         s.expect("RSET", "250")
         s.expect("MAIL FROM:<plain@client.test> SMTPUTF8", "250 2.1.0")
         # syntactically fine now; no such account

@@ -43,7 +43,7 @@ SANITIZER_MARKS = ("AddressSanitizer", "LeakSanitizer", "runtime error:")
 
 # Sanitizer settings for every process we start (the daemon and tsubamectl).
 SAN_ENV = {
-    "ASAN_OPTIONS": "abort_on_error=0:detect_leaks=1:allocator_may_return_null=0",
+    "ASAN_OPTIONS": os.environ.get("TSUBAME_ASAN_OPTIONS", "abort_on_error=0:detect_leaks=1:allocator_may_return_null=0"),
     "UBSAN_OPTIONS": "print_stacktrace=1:halt_on_error=1",
 }
 
@@ -580,11 +580,11 @@ class Daemon:
         for key, text in (("stderr", self.stderr_text()), ("main.log", self.log())):
             start = self.san_offset.get(key, 0) if since_mark else 0
             chunk = text[start:]
-            for mark in SANITIZER_MARKS:
-                if mark in chunk:
-                    i = chunk.index(mark)
-                    found.append("%s: %s" % (key, chunk[max(0, i - 300):i + 3000]))
-                    break
+            hits = [chunk.index(m) for m in SANITIZER_MARKS if m in chunk]
+            if hits:
+                i = min(hits)
+                b = chunk.rfind("\n", 0, max(0, i - 80)) + 1  # from the line before the first mark
+                found.append("%s:\n%s" % (key, "\n".join(chunk[b:].splitlines()[:40])))
         return found
 
     def mark(self):
