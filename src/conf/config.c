@@ -68,7 +68,7 @@ static const struct param params[] = {
 	{ "bare_newline", P_ENUM, "normalize", F(bare_newline), 0, 0, bare_modes,
 	  "Message lines ending in a bare LF: 'normalize' stores them as CRLF lines, 'reject' refuses the message with 550 5.5.2. Either way only CRLF.CRLF ends DATA." },
 	{ "max_received_headers", P_INT, "50", F(max_received_headers), 1, 1000, NULL,
-	  "A message with more Received: headers than this is a mail loop: rejected with 554 5.4.6 at DATA, bounced 5.4.6 at delivery." },
+	  "A message with more Received: headers than this, counting the one Tsubame adds, is a mail loop: rejected with 554 5.4.6 at DATA, bounced 5.4.6 at delivery." },
 	{ "received_template", P_STR, "", F(received_template), 0, 0, NULL,
 	  "File with the Received: header template (the manual's header.dat); empty = built-in template. See docs/received.md for the ${...} variables." },
 	{ "domains_file", P_STR, "domains", F(domains_file), 0, 0, NULL,

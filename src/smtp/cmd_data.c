@@ -260,7 +260,8 @@ static void finish_message(struct session *s)
 		return reject(s, 552, "5.3.4", "Message size exceeds fixed limit", "size");
 	if (cfg->bare_newline == BARE_NEWLINE_REJECT && bare > 0)
 		return reject(s, 550, "5.5.2", "Error: bare <LF> received", "bare_lf");
-	if (t->hs.received > (unsigned)cfg->max_received_headers)
+	/* The hop count includes the Received: header we add, as delivery counts it (Postfix hopcount_limit). */
+	if (t->hs.received + 1 > (unsigned)cfg->max_received_headers)
 		return reject(s, 554, "5.4.6", "Too many Received: headers (mail loop)", "loop");
 	flush_writes(t, 1);
 	off_t data_len = t->written - t->data_start;

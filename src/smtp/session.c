@@ -194,7 +194,8 @@ static void process_commands(struct session *s)
 {
 	struct evbuffer *in = bufferevent_get_input(s->bev);
 	size_t max = (size_t)s->sd->cfg->max_line_length;
-	while (s->state == SS_COMMAND) {
+	/* Stop as soon as a refused BDAT chunk must be skipped: those bytes are not commands. */
+	while (s->state == SS_COMMAND && s->discard == 0) {
 		size_t eol_len = 0;
 		struct evbuffer_ptr e = evbuffer_search_eol(in, NULL, &eol_len, EVBUFFER_EOL_CRLF_STRICT);
 		if (e.pos < 0) {
