@@ -229,13 +229,14 @@ static void cmd_rcpt(struct session *s, const char *args)
 	size_t n = 0;
 	const char *why = NULL;
 	switch (local_resolve(s->sd->tables, &to, res, ALIAS_MAX_RESULTS, &n, &why)) {
-	case RESOLVE_NOT_LOCAL:
+	case RESOLVE_NOT_LOCAL: {
 		char from[ADDR_TEXT_MAX];
 		addr_format(&s->txn->from, from, sizeof(from));
 		log_info("session=%llu event=reject reason=relay client=%s from=<%s> to=<%s>", (unsigned long long)s->id,
 		    s->client_addr, lq(from), lq(text));
 		session_reply(s, 550, "5.7.1", "<%s>: Relaying denied", text);
 		return;
+	}
 	case RESOLVE_UNKNOWN_USER:
 		log_info("session=%llu event=reject reason=unknown_user client=%s to=%s", (unsigned long long)s->id,
 		    s->client_addr, lq(text));
