@@ -106,7 +106,7 @@ int main(int argc, char **argv)
 	}
 	buf_free(&errors);
 	const char *cmd = argv[i];
-	int rc;
+	int rc = 2;
 	if (!strcmp(cmd, "queue"))
 		rc = ctl_queue(&c, argc - i - 1, argv + i + 1);
 	else if (!strcmp(cmd, "account")) {
