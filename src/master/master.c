@@ -388,7 +388,7 @@ static void start_children(struct master *ms)
 
 	for (size_t i = 0; i < nd; i++) {
 		char name[16];
-		snprintf(name, sizeof(name), "deliver%zu", i);
+		snprintf(name, sizeof(name), "deliver%u", (unsigned)(i % 100));
 		struct spawn_args da = { qd[i][1], NULL, 0, (int)i };
 		int keep = qd[i][1];
 		spawn(ms, name, run_deliver, &da, &keep, 1);
