@@ -34,6 +34,14 @@ void secrets_free(struct secret_table *t);
 const char *secrets_find(const struct secret_table *t, const char *addr);
 /* Set or replace one secret and save atomically (mode 0640). 0 or -1. */
 int secrets_set(const char *path, const char *addr, const char *secret);
+/*
+ * Remove one secret and save atomically.  0, or -1 with errno (ENOENT: no such
+ * address; EINVAL: the file has bad lines, which a rewrite would drop).
+ * secrets_set fails with EINVAL for the same reason, or for an address without
+ * '@' or a secret that is empty or holds control characters.  Neither takes a
+ * lock: tsubamectl holds its table lock around them.
+ */
+int secrets_del(const char *path, const char *addr);
 
 /* Lookup the account for an authentication id ("user@domain", or "user" in the first domain). */
 typedef const struct account *(*sasl_lookup_fn)(void *ctx, const char *authcid);
@@ -66,7 +74,37 @@ enum sasl_step sasl_start(struct sasl *s, enum sasl_mech mech, const char *initi
 enum sasl_step sasl_step(struct sasl *s, const char *line, sasl_lookup_fn lookup, void *ctx,
     const struct secret_table *secrets, struct buf *out);
 
-/* Base64 helpers (OpenSSL EVP): 0 or -1 on invalid input. */
+/*
+ * Longest client line (initial response or continuation) in base64 characters:
+ * 12 KB, i.e. 9 KB decoded.  Longer lines are SASL_MALFORMED.  The session's line
+ * reader should allow "AUTH CRAM-MD5 " plus this much.
+ */
+#define SASL_LINE_MAX 12288
+
+/*
+ * After SASL_FAIL, s->mech and s->user (the attempted name: client text, cut to
+ * fit, may be empty) stay for the log line; the exchange itself is over.
+ *
+ * Forget an exchange (wipes the state); call after SUCCESS/FAIL when the session
+ * no longer needs s->authcid, or when the connection ends mid-exchange.
+ * s->account points into the caller's account table: it is only valid until that
+ * table is reloaded, so copy what you need at SASL_SUCCESS.
+ */
+void sasl_clear(struct sasl *s);
+
+/*
+ * TEST ONLY: start CRAM-MD5 with a fixed challenge (plain text, e.g. RFC 2195's
+ * "<1896.697170952@postoffice.reston.mci.net>") instead of a random one.
+ * Never call it from a session: a predictable challenge allows replay.
+ */
+enum sasl_step sasl_start_cram_with_challenge(struct sasl *s, const char *challenge, struct buf *out);
+
+/*
+ * Base64 helpers (OpenSSL EVP, RFC 4648 alphabet with padding): they append to
+ * out.  b64_decode accepts only a multiple of 4 characters of the alphabet with
+ * at most two '=' at the very end (no whitespace); 0, or -1 on invalid input or
+ * when out's maximum would be passed (out is then unchanged).
+ */
 int b64_encode(const void *p, size_t n, struct buf *out);
 int b64_decode(const char *s, struct buf *out);
 
