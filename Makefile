@@ -2,7 +2,7 @@
 # a newcomer needs (README.md).  Test builds use AddressSanitizer + UBSan in build/asan.
 
 CC      ?= cc
-PKGS    := libevent
+PKGS    := libevent libevent_openssl openssl libcares
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 WARN    := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wno-unused-parameter
@@ -11,7 +11,7 @@ WARN    += -Werror
 endif
 CFLAGS  ?= -O2 -g
 ALL_CFLAGS = -std=c17 -D_GNU_SOURCE $(WARN) -Isrc $(PKG_CFLAGS) $(CFLAGS) $(EXTRA_CFLAGS)
-LDLIBS  := $(PKG_LIBS) -levent_core -lcrypt
+LDLIBS  := $(PKG_LIBS) -lcrypt
 
 BUILD   ?= build/release
 MAINS   := src/master/main.c src/ctl/main.c

@@ -3,8 +3,8 @@
 # Idempotent: installs only what is missing, so `make run` and `make test` call it every time.
 set -eu
 
-BUILD="build-essential pkg-config clang libclang-rt-14-dev libssl-dev libevent-dev libc-ares-dev libcrypt-dev libcmocka-dev"
-TEST="python3 python3-pytest python3-aiosmtpd python3-dnslib swaks openssl"
+BUILD="openssl build-essential pkg-config clang libclang-rt-14-dev libssl-dev libevent-dev libc-ares-dev libcrypt-dev libcmocka-dev"
+TEST="python3 python3-pytest python3-aiosmtpd python3-dnslib swaks libnet-ssleay-perl libauthen-sasl-perl openssl"
 BENCH="postfix"
 
 want="$BUILD"

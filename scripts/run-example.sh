@@ -20,9 +20,16 @@ fi
 mkdir -p "$RUN"
 chmod 755 "$RUN"
 sed "s|@RUN@|$RUN|g" etc/example/tsubamed.conf.in > "$RUN/tsubamed.conf"
-for f in domains aliases received.tmpl; do
+for f in domains aliases received.tmpl relay; do
   [ -f "$RUN/$f" ] || cp "etc/example/$f" "$RUN/$f"
 done
+if [ ! -s "$RUN/tls/cert.pem" ]; then
+  mkdir -p "$RUN/tls"
+  openssl req -x509 -newkey rsa:2048 -nodes -days 825 -subj "/CN=mx.example.test" \
+    -addext "subjectAltName=DNS:mx.example.test,DNS:localhost,IP:127.0.0.1" \
+    -keyout "$RUN/tls/key.pem" -out "$RUN/tls/cert.pem" 2>/dev/null
+  chmod 600 "$RUN/tls/key.pem"
+fi
 CTL="$BIN/tsubamectl -c $RUN/tsubamed.conf"
 if [ ! -s "$RUN/accounts" ] || ! grep -q "^demo	" "$RUN/accounts"; then
   PW=$(od -An -N9 -tx1 /dev/urandom | tr -d ' \n')
@@ -34,7 +41,10 @@ fi
 
 cat <<MSG
 
-  Tsubame is starting on 127.0.0.1:2525 with the example configuration:
+  Tsubame is starting with the example configuration:
+    127.0.0.1:2525  SMTP (STARTTLS offered; relaying only after AUTH)
+    127.0.0.1:2465  SMTP over implicit TLS
+    127.0.0.1:2587  submission: STARTTLS, then AUTH required
     configuration   $RUN/tsubamed.conf
     demo account    demo@example.test   (password: $(cat "$RUN/demo-password"))
     its Maildir     $RUN/mail/example.test/demo/Maildir
@@ -42,6 +52,9 @@ cat <<MSG
 
   Send a test mail from another terminal:
     swaks --server 127.0.0.1:2525 --to demo@example.test
+  or submit one as the demo user (TLS + AUTH):
+    swaks --server 127.0.0.1:2587 -tls --auth-user demo@example.test --auth-password $(cat "$RUN/demo-password") \
+          --from demo@example.test --to someone@example.org
   then look at it:
     ls $RUN/mail/example.test/demo/Maildir/new/
   Queue:  $CTL queue list

@@ -14,10 +14,11 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "auth/sasl.h"
 #include "util/log.h"
 #include "util/xalloc.h"
 
-enum ptype { P_STR, P_INT, P_SIZE, P_TIME, P_BOOL, P_ENUM, P_LIST, P_LISTEN };
+enum ptype { P_STR, P_INT, P_SIZE, P_TIME, P_BOOL, P_ENUM, P_LIST, P_LISTEN, P_SUBMISSION, P_AUTH, P_LEVEL };
 
 struct param {
 	const char *name;
@@ -31,6 +32,8 @@ struct param {
 
 static const char *const ip_modes[] = { "ipv4", "ipv4+ipv6", "ipv6", NULL };
 static const char *const bare_modes[] = { "normalize", "reject", NULL };
+static const char *const tls_versions[] = { "TLSv1.2", "TLSv1.3", NULL };
+static const char *const trust_modes[] = { "auth_id", "auth_id=envelope", "auth_id=envelope=from", NULL };
 
 #define F(x) offsetof(struct config, x)
 static const struct param params[] = {
@@ -45,6 +48,8 @@ static const struct param params[] = {
 	{ "debug", P_BOOL, "no", F(debug), 0, 1, NULL, "Log debug lines (every SMTP command and reply)." },
 	{ "listen", P_LISTEN, "127.0.0.1:25", F(listen), 0, 0, NULL,
 	  "Listening endpoints, separated by spaces or commas: ADDRESS:PORT, [IPv6]:PORT, or *:PORT for every address allowed by ip_mode. A port ending in '*' is implicit TLS (R1)." },
+	{ "submission_listen", P_SUBMISSION, "", F(submission_listen), 0, 0, NULL,
+	  "Submission endpoints (R1: port 587; '*' after the port = implicit TLS): same syntax as listen, but every client must authenticate before MAIL (530 5.7.0). STARTTLS is offered as on listen." },
 	{ "ip_mode", P_ENUM, "ipv4", F(ip_mode), 0, 0, ip_modes,
 	  "Which IP versions '*' listeners use: ipv4, ipv4+ipv6 or ipv6." },
 	{ "hidden_ips", P_LIST, "", F(hidden_ips), 0, 0, NULL,
@@ -71,6 +76,43 @@ static const struct param params[] = {
 	  "A message with more Received: headers than this, counting the one Tsubame adds, is a mail loop: rejected with 554 5.4.6 at DATA, bounced 5.4.6 at delivery." },
 	{ "received_template", P_STR, "", F(received_template), 0, 0, NULL,
 	  "File with the Received: header template (the manual's header.dat); empty = built-in template. See docs/received.md for the ${...} variables." },
+	{ "tls_cert_file", P_STR, "", F(tls_cert_file), 0, 0, NULL,
+	  "PEM certificate chain for STARTTLS and implicit-TLS listeners. Empty: no TLS (STARTTLS not offered; '*' listeners are an error)." },
+	{ "tls_key_file", P_STR, "", F(tls_key_file), 0, 0, NULL, "PEM private key of tls_cert_file." },
+	{ "tls_min_version", P_ENUM, "TLSv1.2", F(tls_min_version), 0, 0, tls_versions,
+	  "Oldest TLS protocol accepted." },
+	{ "tls_ciphers", P_STR, "ECDHE+AESGCM:ECDHE+CHACHA20:DHE+AESGCM:DHE+CHACHA20:!aNULL:!MD5:!DSS", F(tls_ciphers), 0, 0, NULL,
+	  "OpenSSL cipher list for TLS 1.2 (TLS 1.3 suites are OpenSSL's defaults): forward secrecy and AEAD only." },
+	{ "auth_methods", P_AUTH, "PLAIN LOGIN CRAM-MD5", F(auth_methods), 0, 0, NULL,
+	  "SMTP AUTH mechanisms offered: any of PLAIN LOGIN CRAM-MD5, or NO (the manual's \"NO\": AUTH off). CRAM-MD5 works only for accounts with the APOP flag and a secret (tsubamectl secret set)." },
+	{ "auth_plaintext", P_BOOL, "no", F(auth_plaintext), 0, 1, NULL,
+	  "Offer AUTH on connections without TLS. Off: AUTH is offered only after STARTTLS or on implicit TLS (538 5.7.11 otherwise)." },
+	{ "security_level", P_LEVEL, "3", F(security_level), 1, 3, NULL,
+	  "R3 security level: 1 = no authentication demanded; 2 = every client must authenticate (530 5.7.0); 3 = senders that are local accounts with the SMTP-auth flag must authenticate." },
+	{ "sender_trust", P_ENUM, "auth_id", F(sender_trust), 0, 0, trust_modes,
+	  "For authenticated users: auth_id = the login is enough; auth_id=envelope = MAIL FROM must be the login (553 5.7.1); auth_id=envelope=from = the From: header must be it too (550 5.7.1 after DATA)." },
+	{ "auth_failure_delay", P_TIME, "2", F(auth_failure_delay), 0, 60, NULL,
+	  "Seconds a failed AUTH waits before its 535 reply (slows password guessing)." },
+	{ "auth_max_failures", P_INT, "3", F(auth_max_failures), 1, 1000, NULL,
+	  "Failed AUTH attempts per session before it is closed with 421 4.7.0." },
+	{ "auth_max_failures_per_ip", P_INT, "10", F(auth_max_failures_per_ip), 1, 1000000, NULL,
+	  "Failed AUTH attempts per client address within auth_failure_window; beyond it AUTH answers 454 4.7.0 without checking." },
+	{ "auth_failure_window", P_TIME, "10m", F(auth_failure_window), 1, 86400, NULL,
+	  "Window for auth_max_failures_per_ip." },
+	{ "auth_received", P_BOOL, "no", F(auth_received), 0, 1, NULL,
+	  "Name the authenticated user in the Received: header (${auth})." },
+	{ "secrets_file", P_STR, "secrets", F(secrets_file), 0, 0, NULL,
+	  "CRAM-MD5 secrets: 'user@domain<TAB>secret' lines, for accounts that opted in (APOP flag)." },
+	{ "relay_rules_file", P_STR, "relay", F(relay_rules_file), 0, 0, NULL,
+	  "Relay rules in the manual's effect.dat format (docs/relay.md). Missing or empty: table I for everyone." },
+	{ "dnsbl", P_LIST, "", F(dnsbl), 0, 0, NULL,
+	  "DNS block list zones (the manual's ORDB). A listed client gets 554 5.7.1 with the list's TXT at the greeting." },
+	{ "dnsbl_exempt", P_LIST, "127.0.0.1 ::1", F(dnsbl_exempt), 0, 0, NULL,
+	  "Client addresses never looked up in the block lists: addresses, '*' octets, CIDR." },
+	{ "dns_servers", P_LIST, "", F(dns_servers), 0, 0, NULL,
+	  "Up to 3 DNS servers, IP or IP:port ([IPv6]:port). Empty: /etc/resolv.conf." },
+	{ "dns_timeout", P_TIME, "5", F(dns_timeout), 1, 60, NULL,
+	  "Seconds per DNS try (two tries)." },
 	{ "domains_file", P_STR, "domains", F(domains_file), 0, 0, NULL,
 	  "Local domains table (docs/tables.md), relative to the configuration file's folder." },
 	{ "accounts_file", P_STR, "accounts", F(accounts_file), 0, 0, NULL,
@@ -154,7 +196,7 @@ static int parse_number(const char *s, enum ptype t, long *out)
 	return 0;
 }
 
-static int parse_listen(const char *value, struct config *c, struct buf *why)
+static int parse_listen(const char *value, struct listen_addr **out, size_t *nout, struct buf *why)
 {
 	struct strlist items = { NULL, 0 };
 	split_list(value, &items);
@@ -204,9 +246,9 @@ static int parse_listen(const char *value, struct config *c, struct buf *why)
 		free(v);
 		return -1;
 	}
-	free(c->listen);
-	c->listen = v;
-	c->nlisten = count;
+	free(*out);
+	*out = v;
+	*nout = count;
 	return 0;
 }
 
@@ -257,12 +299,32 @@ static int set_param(struct config *c, const struct param *p, const char *value,
 	case P_LIST:
 		return split_list(value, (struct strlist *)f);
 	case P_LISTEN:
-		if (parse_listen(value, c, why) < 0)
+		if (parse_listen(value, &c->listen, &c->nlisten, why) < 0)
 			return -1;
 		if (c->nlisten == 0) {
 			buf_appendf(why, "listen: at least one address is needed");
 			return -1;
 		}
+		return 0;
+	case P_SUBMISSION:
+		return parse_listen(value, &c->submission_listen, &c->nsubmission_listen, why);
+	case P_AUTH: {
+		unsigned mask;
+		if (sasl_parse_methods(value, &mask) < 0) {
+			buf_appendf(why, "%s: '%s' is not NO or a list of PLAIN LOGIN CRAM-MD5", p->name, value);
+			return -1;
+		}
+		*(unsigned *)f = mask;
+		free(c->auth_methods_text);
+		c->auth_methods_text = xstrdup(value);
+		return 0;
+	}
+	case P_LEVEL:
+		if (parse_number(value, P_INT, &n) < 0 || n < p->min || n > p->max) {
+			buf_appendf(why, "%s: '%s' is not 1, 2 or 3", p->name, value);
+			return -1;
+		}
+		*(int *)f = (int)n;
 		return 0;
 	}
 	return -1;
@@ -363,12 +425,25 @@ static int finish(struct config *c, const char *path, struct buf *errors)
 		buf_appendf(errors, "%s: max_message_size %ld is below 1024 bytes\n", path, c->max_message_size);
 		problems++;
 	}
-	for (size_t i = 0; i < c->nlisten; i++)
-		if (c->listen[i].implicit_tls) {
-			buf_appendf(errors, "%s: listen %s: implicit TLS listeners need TLS support, which this build does not have yet\n",
-			    path, c->listen[i].text);
-			problems++;
-		}
+	int have_tls = c->tls_cert_file[0] && c->tls_key_file[0];
+	if ((c->tls_cert_file[0] != 0) != (c->tls_key_file[0] != 0)) {
+		buf_appendf(errors, "%s: tls_cert_file and tls_key_file must be set together\n", path);
+		problems++;
+	}
+	for (int k = 0; k < 2; k++) {
+		const struct listen_addr *v = k ? c->submission_listen : c->listen;
+		size_t n = k ? c->nsubmission_listen : c->nlisten;
+		for (size_t i = 0; i < n; i++)
+			if (v[i].implicit_tls && !have_tls) {
+				buf_appendf(errors, "%s: %s %s: an implicit TLS listener needs tls_cert_file and tls_key_file\n",
+				    path, k ? "submission_listen" : "listen", v[i].text);
+				problems++;
+			}
+	}
+	if (c->dns_servers.n > 3) {
+		buf_appendf(errors, "%s: dns_servers: at most 3 servers\n", path);
+		problems++;
+	}
 	return problems;
 }
 
@@ -467,6 +542,11 @@ void config_free(struct config *c)
 	free(c->listen);
 	c->listen = NULL;
 	c->nlisten = 0;
+	free(c->submission_listen);
+	c->submission_listen = NULL;
+	c->nsubmission_listen = 0;
+	free(c->auth_methods_text);
+	c->auth_methods_text = NULL;
 	free(c->path);
 	free(c->config_dir);
 	c->path = c->config_dir = NULL;
@@ -494,8 +574,18 @@ static void value_text(const struct config *c, const struct param *p, struct buf
 		break;
 	}
 	case P_LISTEN:
-		for (size_t i = 0; i < c->nlisten; i++)
-			buf_appendf(out, "%s%s", i ? " " : "", c->listen[i].text);
+	case P_SUBMISSION: {
+		const struct listen_addr *v = p->type == P_LISTEN ? c->listen : c->submission_listen;
+		size_t n = p->type == P_LISTEN ? c->nlisten : c->nsubmission_listen;
+		for (size_t i = 0; i < n; i++)
+			buf_appendf(out, "%s%s", i ? " " : "", v[i].text);
+		break;
+	}
+	case P_AUTH:
+		buf_puts(out, c->auth_methods_text ? c->auth_methods_text : "");
+		break;
+	case P_LEVEL:
+		buf_appendf(out, "%d", *(const int *)f);
 		break;
 	}
 }
@@ -526,7 +616,8 @@ void config_print(const struct config *c, int fd)
 
 void config_print_docs(int fd)
 {
-	static const char *tnames[] = { "string", "number", "size", "time", "yes/no", "choice", "list", "listen list" };
+	static const char *tnames[] = { "string", "number", "size", "time", "yes/no", "choice", "list", "listen list",
+		"listen list", "mechanisms", "1, 2 or 3" };
 	struct buf out;
 	buf_init(&out, 1 << 20);
 	buf_puts(&out, "# Configuration reference\n\n"

@@ -16,6 +16,9 @@
 
 enum ip_mode { IP_MODE_V4 = 0, IP_MODE_V4V6, IP_MODE_V6 };
 enum bare_newline_mode { BARE_NEWLINE_NORMALIZE = 0, BARE_NEWLINE_REJECT };
+enum tls_version { TLS_V1_2 = 0, TLS_V1_3 };
+/* R3 "送信者の信頼度": what an authenticated user may use as sender. */
+enum sender_trust { TRUST_AUTH_ID = 0, TRUST_ENVELOPE, TRUST_ENVELOPE_FROM };
 
 struct strlist {
 	char **v;
@@ -42,6 +45,8 @@ struct config {
 
 	struct listen_addr *listen;
 	size_t nlisten;
+	struct listen_addr *submission_listen;   /* AUTH required before MAIL (R1: port 587) */
+	size_t nsubmission_listen;
 	int ip_mode;
 	struct strlist hidden_ips;
 	long max_sessions;
@@ -62,6 +67,29 @@ struct config {
 	char *aliases_file;
 	char *mailbox_path;
 	long mailbox_size_limit;
+
+	char *tls_cert_file;
+	char *tls_key_file;
+	int tls_min_version;
+	char *tls_ciphers;
+
+	unsigned auth_methods;     /* bit mask 1 << enum sasl_mech; 0 = "NO" */
+	char *auth_methods_text;
+	int auth_plaintext;
+	int security_level;        /* 1, 2, 3 (R3) */
+	int sender_trust;          /* enum sender_trust */
+	long auth_failure_delay;
+	long auth_max_failures;
+	long auth_max_failures_per_ip;
+	long auth_failure_window;
+	int auth_received;
+	char *secrets_file;
+	char *relay_rules_file;
+
+	struct strlist dnsbl;
+	struct strlist dnsbl_exempt;
+	struct strlist dns_servers;
+	long dns_timeout;
 
 	long deliver_processes;
 	long retry_interval;

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "ctl/ctl.h"
+#include "ctl/ctl_secret.h"
 #include "master/master.h"
 #include "util/log.h"
 #include "util/xalloc.h"
@@ -25,6 +26,8 @@ static void usage(void)
 	    "  queue list | show QID [--body] | delete QID...\n"
 	    "  account add|del|passwd|list|show|import|export ...\n"
 	    "  domain add|del|list ...\n"
+	    "  secret set|del|list ...       CRAM-MD5 secrets of accounts that opted in\n"
+	    "  relay check IP SENDER RECIPIENT [--auth] | block IP\n"
 	    "  check          check the configuration and tables (like tsubamed -n)\n"
 	    "  reload         ask the running daemon to reload\n");
 	exit(2);
@@ -64,8 +67,9 @@ static void fix_table_owner(const struct ctl *c)
 	struct passwd *pw = getpwnam(c->cfg.user);
 	if (!pw)
 		return;
-	const char *files[] = { c->cfg.domains_file, c->cfg.accounts_file, c->cfg.aliases_file };
-	for (size_t i = 0; i < 3; i++) {
+	const char *files[] = { c->cfg.domains_file, c->cfg.accounts_file, c->cfg.aliases_file, c->cfg.secrets_file,
+		c->cfg.relay_rules_file };
+	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
 		char *p = config_path(&c->cfg, files[i]);
 		struct stat st;
 		if (stat(p, &st) == 0 && S_ISREG(st.st_mode)) {

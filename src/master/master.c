@@ -34,6 +34,7 @@
 #include "queue/spool.h"
 #include "smtp/smtpd.h"
 #include "smtp/smtpd_main.h"
+#include "tls/tls.h"
 #include "util/log.h"
 #include "util/xalloc.h"
 
@@ -53,6 +54,7 @@ struct master {
 	gid_t gid;
 	int listen_fds[MAX_LISTENERS];
 	struct listen_addr listen_addrs[MAX_LISTENERS];
+	int listen_submission[MAX_LISTENERS];
 	size_t nlisten;
 	struct child children[MAX_CHILDREN];
 	size_t nchildren;
@@ -63,6 +65,7 @@ struct master {
 	char *pidfile;
 	struct event *ev_restart;
 	int exit_status;
+	SSL_CTX *tls;     /* loaded as root: the key file may be readable by root only */
 };
 
 int master_check(struct config *cfg, const char *path)
@@ -79,6 +82,22 @@ int master_check(struct config *cfg, const char *path)
 			n++;
 		free(tmpl);
 		free(tp);
+	}
+	struct relay_rules rr;
+	char *rp = config_path(cfg, cfg->relay_rules_file);
+	n += relay_load(&rr, rp, &errors);
+	relay_free(&rr);
+	free(rp);
+	struct secret_table st;
+	char *sp = config_path(cfg, cfg->secrets_file);
+	n += secrets_load(&st, sp, &errors);
+	secrets_free(&st);
+	free(sp);
+	if (cfg->tls_cert_file[0]) {
+		SSL_CTX *ctx = tls_server_context(cfg, &errors);
+		if (!ctx)
+			n++;
+		tls_context_free(ctx);
 	}
 	if (getuid() == 0 && !getpwnam(cfg->user)) {
 		buf_appendf(&errors, "%s: user '%s' does not exist\n", path, cfg->user);
@@ -185,7 +204,7 @@ static void write_pidfile(struct master *ms)
 	fclose(fp);
 }
 
-static int bind_one(struct master *ms, const struct listen_addr *la, const char *host, int v6only)
+static int bind_one(struct master *ms, const struct listen_addr *la, const char *host, int v6only, int submission)
 {
 	struct addrinfo hints, *res = NULL;
 	memset(&hints, 0, sizeof(hints));
@@ -217,32 +236,38 @@ static int bind_one(struct master *ms, const struct listen_addr *la, const char 
 		fatalx("event=start_failed reason=too_many_listeners");
 	ms->listen_fds[ms->nlisten] = fd;
 	ms->listen_addrs[ms->nlisten] = *la;
+	ms->listen_submission[ms->nlisten] = submission;
 	ms->nlisten++;
-	log_info("event=listening listen=%s", la->text);
+	log_info("event=listening listen=%s submission=%s tls=%s", la->text, submission ? "yes" : "no",
+	    la->implicit_tls ? "implicit" : "starttls");
 	return 0;
 }
 
 static void bind_listeners(struct master *ms)
 {
 	struct config *cfg = ms->cfg;
-	for (size_t i = 0; i < cfg->nlisten; i++) {
-		const struct listen_addr *la = &cfg->listen[i];
-		int r = 0;
-		if (!strcmp(la->host, "*")) {
-			if (cfg->ip_mode != IP_MODE_V6)
-				r |= bind_one(ms, la, "0.0.0.0", 1);
-			if (cfg->ip_mode != IP_MODE_V4)
-				r |= bind_one(ms, la, "::", 1);
-		} else {
-			int is6 = strchr(la->host, ':') != NULL;
-			if ((is6 && cfg->ip_mode == IP_MODE_V4) || (!is6 && cfg->ip_mode == IP_MODE_V6)) {
-				log_warnx("event=listener_skipped listen=%s reason=ip_mode", la->text);
-				continue;
+	for (int sub = 0; sub < 2; sub++) {
+		const struct listen_addr *list = sub ? cfg->submission_listen : cfg->listen;
+		size_t n = sub ? cfg->nsubmission_listen : cfg->nlisten;
+		for (size_t i = 0; i < n; i++) {
+			const struct listen_addr *la = &list[i];
+			int r = 0;
+			if (!strcmp(la->host, "*")) {
+				if (cfg->ip_mode != IP_MODE_V6)
+					r |= bind_one(ms, la, "0.0.0.0", 1, sub);
+				if (cfg->ip_mode != IP_MODE_V4)
+					r |= bind_one(ms, la, "::", 1, sub);
+			} else {
+				int is6 = strchr(la->host, ':') != NULL;
+				if ((is6 && cfg->ip_mode == IP_MODE_V4) || (!is6 && cfg->ip_mode == IP_MODE_V6)) {
+					log_warnx("event=listener_skipped listen=%s reason=ip_mode", la->text);
+					continue;
+				}
+				r = bind_one(ms, la, la->host, 1, sub);
 			}
-			r = bind_one(ms, la, la->host, 1);
+			if (r < 0)
+				fatalx("event=start_failed reason=bind listen=%s", la->text);
 		}
-		if (r < 0)
-			fatalx("event=start_failed reason=bind listen=%s", la->text);
 	}
 	if (ms->nlisten == 0)
 		fatalx("event=start_failed reason=no_listeners");
@@ -342,7 +367,7 @@ struct spawn_args {
 static int run_smtpd(struct master *ms, void *arg)
 {
 	struct spawn_args *a = arg;
-	return smtpd_main(ms->cfg, a->fd, ms->listen_fds, ms->listen_addrs, ms->nlisten);
+	return smtpd_main(ms->cfg, a->fd, ms->listen_fds, ms->listen_addrs, ms->listen_submission, ms->nlisten, ms->tls);
 }
 
 static int run_queue(struct master *ms, void *arg)
@@ -452,9 +477,16 @@ static void on_sigchld(evutil_socket_t sig, short what, void *arg)
 		else
 			log_info("event=child_exited child=%s pid=%ld status=%d", name, (long)pid, WEXITSTATUS(status));
 		if (ms->stopping) {
-			/* smtpd gone: nothing new can be acknowledged; now stop the rest. */
-			if (!strcmp(name, "smtpd"))
+			/* smtpd gone: nothing new can be acknowledged; stop the queue, then the deliver processes. */
+			if (!strcmp(name, "smtpd")) {
+				struct child *q = find_child(ms, "queue");
+				if (q)
+					kill(q->pid, SIGTERM);
+				else
+					signal_all(ms, SIGTERM);
+			} else if (!strcmp(name, "queue")) {
 				signal_all(ms, SIGTERM);
+			}
 			if (ms->nchildren == 0)
 				event_base_loopexit(ms->base, NULL);
 			continue;
@@ -543,6 +575,14 @@ int master_run(struct config *cfg)
 	prepare_dirs(&ms);
 	write_pidfile(&ms);
 	bind_listeners(&ms);
+	if (cfg->tls_cert_file[0]) {
+		struct buf errors;
+		buf_init(&errors, 16 * 1024);
+		ms.tls = tls_server_context(cfg, &errors);
+		if (!ms.tls)
+			fatalx("event=start_failed reason=tls errors=%s", lq(buf_cstr(&errors)));
+		buf_free(&errors);
+	}
 	signal(SIGPIPE, SIG_IGN);
 
 	event_set_log_callback(libevent_log);
@@ -574,6 +614,7 @@ int master_run(struct config *cfg)
 	event_free(e_int);
 	event_free(ms.ev_restart);
 	event_base_free(ms.base);
+	tls_context_free(ms.tls);
 	log_info("event=stopped status=%d", ms.exit_status);
 	return ms.exit_status;
 }

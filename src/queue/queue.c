@@ -499,8 +499,8 @@ static void on_smtpd_close(struct ipc_channel *ch, void *arg)
 	struct incoming *in;
 	while ((in = TAILQ_FIRST(&q->incoming)))
 		drop_incoming(q, in, 1);
-	if (!q->stopping)
-		log_warnx("event=smtpd_lost");
+	/* At shutdown smtpd exits first, by design; otherwise the master restarts us all. */
+	log_info("event=smtpd_closed");
 }
 
 static void recover_one(void *arg, const char *qid)

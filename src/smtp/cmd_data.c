@@ -14,6 +14,7 @@
 #include <event2/bufferevent.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "queue/qfile.h"
@@ -140,11 +141,29 @@ void cmd_bdat(struct session *s, const char *args)
 	s->state = SS_BDAT;
 }
 
+/* RFC 3848 / RFC 6531 "with" protocol names: S = TLS, A = authenticated. */
 static const char *protocol(const struct session *s)
 {
-	if (s->txn && s->txn->mp.smtputf8)
-		return s->esmtp ? "UTF8ESMTP" : "UTF8SMTP";
-	return s->esmtp ? "ESMTP" : "SMTP";
+	static const char *const names[2][2][2][2] = {
+		/* [utf8][esmtp][tls][auth] */
+		{ { { "SMTP", "SMTPA" }, { "SMTPS", "SMTPSA" } }, { { "ESMTP", "ESMTPA" }, { "ESMTPS", "ESMTPSA" } } },
+		{ { { "UTF8SMTP", "UTF8SMTPA" }, { "UTF8SMTPS", "UTF8SMTPSA" } },
+		  { { "UTF8SMTP", "UTF8SMTPA" }, { "UTF8SMTPS", "UTF8SMTPSA" } } },
+	};
+	int utf8 = s->txn && s->txn->mp.smtputf8;
+	return names[utf8][s->esmtp != 0][s->tls != 0][s->auth_id != NULL];
+}
+
+/* R3 sender trust "auth id = envelope = From:": the From: header must name the user too. */
+static int from_header_matches(struct session *s)
+{
+	struct txn *t = s->txn;
+	char head[64 * 1024];
+	ssize_t n = pread(t->qfd, head, sizeof(head), t->data_start);
+	char addr[ADDR_TEXT_MAX];
+	if (n <= 0 || header_from_address(head, (size_t)n, addr, sizeof(addr)) < 0)
+		return 0;
+	return strcasecmp(addr, s->auth_id) == 0;
 }
 
 void data_queue_created(struct session *s, const char *qid, int fd)
@@ -264,6 +283,8 @@ static void finish_message(struct session *s)
 	if (t->hs.received + 1 > (unsigned)cfg->max_received_headers)
 		return reject(s, 554, "5.4.6", "Too many Received: headers (mail loop)", "loop");
 	flush_writes(t, 1);
+	if (s->auth_id && cfg->sender_trust == TRUST_ENVELOPE_FROM && !t->write_failed && !from_header_matches(s))
+		return reject(s, 550, "5.7.1", "From: header does not match the authenticated user", "from_mismatch");
 	off_t data_len = t->written - t->data_start;
 	struct buf tr;
 	buf_init(&tr, 128);
@@ -305,9 +326,10 @@ void data_queue_committed(struct session *s, int ok, const char *why)
 	buf_init(&rc, 1 << 20);
 	for (size_t i = 0; i < t->nrcpt; i++)
 		buf_appendf(&rc, "%s%s", i ? "," : "", t->rcpt[i].orig);
-	log_to(LOG_RECEIVE, "qid=%s event=received session=%llu client=%s helo=%s from=<%s> size=%llu nrcpt=%zu to=%s proto=%s",
+	log_to(LOG_RECEIVE, "qid=%s event=received session=%llu client=%s helo=%s from=<%s> size=%llu nrcpt=%zu to=%s proto=%s tls=%s auth=%s",
 	    t->qid, (unsigned long long)s->id, s->client_addr, lq(s->helo), lq(from),
-	    (unsigned long long)t->content_len, t->nrcpt, lq(buf_cstr(&rc)), protocol(s));
+	    (unsigned long long)t->content_len, t->nrcpt, lq(buf_cstr(&rc)), protocol(s),
+	    s->tls_info[0] ? lq(s->tls_info) : "-", s->auth_id ? lq(s->auth_id) : "-");
 	buf_free(&rc);
 	s->messages++;
 	char qid[QID_MAX];

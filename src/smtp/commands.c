@@ -25,7 +25,8 @@ typedef void (*cmd_fn)(struct session *s, const char *args);
 
 enum cmd_flags {
 	CMD_NEEDS_HELLO = 1,
-	CMD_LAST_IN_GROUP = 2 /* RFC 2920: nothing may follow it before its reply */
+	CMD_LAST_IN_GROUP = 2,    /* RFC 2920: nothing may follow it before its reply */
+	CMD_LAST_IN_GROUP_TLS = 4 /* STARTTLS: what follows is discarded, not refused (cmd_starttls.c) */
 };
 
 struct cmd {
@@ -46,6 +47,8 @@ static void cmd_expn(struct session *s, const char *args);
 static void cmd_help(struct session *s, const char *args);
 static void cmd_turn(struct session *s, const char *args);
 static void cmd_unimplemented(struct session *s, const char *args);
+static enum sender_class classify_sender(struct session *s, const struct mailaddr *from);
+static int sender_allowed(struct session *s, const struct mailaddr *from, const char *sender, enum sender_class sclass);
 void cmd_data(struct session *s, const char *args);
 void cmd_bdat(struct session *s, const char *args);
 
@@ -63,8 +66,8 @@ static const struct cmd table[] = {
 	{ VERB_EXPN, 0, cmd_expn },
 	{ VERB_HELP, 0, cmd_help },
 	{ VERB_TURN, 0, cmd_turn },
-	{ VERB_STARTTLS, 0, cmd_unimplemented },
-	{ VERB_AUTH, 0, cmd_unimplemented },
+	{ VERB_STARTTLS, CMD_LAST_IN_GROUP_TLS, cmd_starttls },
+	{ VERB_AUTH, CMD_NEEDS_HELLO, cmd_auth },
 	{ VERB_ETRN, 0, cmd_unimplemented },
 	{ VERB_ATRN, 0, cmd_unimplemented },
 };
@@ -78,11 +81,16 @@ void commands_dispatch(struct session *s, char *line, size_t len)
 	for (size_t i = 0; i < sizeof(table) / sizeof(table[0]); i++)
 		if (table[i].verb == c.verb)
 			k = &table[i];
+	if (s->blocked && c.verb != VERB_QUIT) {
+		/* RFC 5321 3.1: after a 554 greeting only QUIT is served. */
+		session_reply(s, 503, "5.5.1", "Error: no valid session, please QUIT");
+		return;
+	}
 	if (!k) {
 		session_reply(s, 500, "5.5.2", "Error: command not recognized");
 		return;
 	}
-	if ((k->flags & CMD_LAST_IN_GROUP) &&
+	if ((k->flags & CMD_LAST_IN_GROUP) && !(k->flags & CMD_LAST_IN_GROUP_TLS) &&
 	    evbuffer_get_length(bufferevent_get_input(s->bev)) > 0) {
 		log_info("session=%llu event=pipelining_violation client=%s command=%s", (unsigned long long)s->id,
 		    s->client_addr, verb_name(c.verb));
@@ -128,6 +136,15 @@ static void hello(struct session *s, const char *args, int esmtp)
 		buf_puts(&r, "SIZE\n");
 	if (cfg->vrfy_expn)
 		buf_puts(&r, "VRFY\n");
+	if (s->sd->tls && !s->tls)
+		buf_puts(&r, "STARTTLS\n");
+	if (auth_offered(s)) {
+		buf_puts(&r, "AUTH");
+		for (enum sasl_mech m = SASL_PLAIN; m <= SASL_CRAM_MD5; m++)
+			if (cfg->auth_methods & (1u << m))
+				buf_appendf(&r, " %s", sasl_mech_name(m));
+		buf_puts(&r, "\n");
+	}
 	buf_puts(&r, "ENHANCEDSTATUSCODES\n8BITMIME\nSMTPUTF8\nCHUNKING");
 	session_reply_lines(s, 250, NULL, buf_cstr(&r));
 	buf_free(&r);
@@ -158,13 +175,70 @@ static void cmd_mail(struct session *s, const char *args)
 		session_reply(s, 552, "5.3.4", "Message size exceeds fixed limit");
 		return;
 	}
+	char sender[ADDR_TEXT_MAX];
+	addr_format(&from, sender, sizeof(sender));
+	enum sender_class sclass = classify_sender(s, &from);
+	if (!sender_allowed(s, &from, sender, sclass))
+		return;
 	struct txn *t = xcalloc(1, sizeof(*t));
+	t->sclass = sclass;
 	t->from = from;
 	t->mp = mp;
 	t->qfd = -1;
 	buf_init(&t->wbuf, 1 << 20);
 	s->txn = t;
 	session_reply(s, 250, "2.1.0", "Ok");
+}
+
+static enum sender_class classify_sender(struct session *s, const struct mailaddr *from)
+{
+	if (from->is_null || from->domain[0] == '\0')
+		return SENDER_EXTERNAL;
+	const struct domain *d = domains_find(&s->sd->tables->domains, from->domain);
+	if (!d)
+		return SENDER_EXTERNAL;
+	return accounts_find(&s->sd->tables->accounts, from->local, d->name) ? SENDER_LOCAL_ACCOUNT :
+	    SENDER_LOCAL_NO_ACCOUNT;
+}
+
+/*
+ * R3 at MAIL time: the submission listener and the security levels decide whether
+ * this client must authenticate first; an authenticated user's sender is checked
+ * against the sender-trust mode.  Replies itself and returns 0 when refusing.
+ */
+static int sender_allowed(struct session *s, const struct mailaddr *from, const char *sender, enum sender_class sclass)
+{
+	const struct config *c = s->sd->cfg;
+	if (s->auth_id) {
+		if (c->sender_trust != TRUST_AUTH_ID && strcasecmp(sender, s->auth_id) != 0) {
+			log_info("session=%llu event=reject reason=sender_not_owned client=%s from=<%s> user=%s",
+			    (unsigned long long)s->id, s->client_addr, lq(sender), lq(s->auth_id));
+			session_reply(s, 553, "5.7.1", "<%s>: Sender address rejected: not owned by user %s", sender, s->auth_id);
+			return 0;
+		}
+		return 1;
+	}
+	int demand = s->submission;
+	if (!demand && c->auth_methods != 0) {
+		const struct relay_rule *r = relay_match(s->sd->relay, s->client_addr, from->is_null ? "" : sender,
+		    from->is_null);
+		int waived = r && r->action == RELAY_NORELAY2;
+		if (!waived && c->security_level == 2)
+			demand = 1;
+		if (!waived && c->security_level == 3 && sclass == SENDER_LOCAL_ACCOUNT) {
+			const struct account *a = local_account(s->sd->tables, sender);
+			demand = a && a->smtp_auth;
+		}
+	}
+	if (!demand)
+		return 1;
+	log_info("session=%llu event=reject reason=auth_required client=%s from=<%s> level=%d submission=%d",
+	    (unsigned long long)s->id, s->client_addr, lq(sender), c->security_level, s->submission);
+	if (!auth_offered(s) && c->auth_methods != 0 && s->sd->tls)
+		session_reply(s, 530, "5.7.0", "Must issue a STARTTLS command first");
+	else
+		session_reply(s, 530, "5.7.0", "Authentication required");
+	return 0;
 }
 
 /* RCPT-time quota (R5): 552 5.2.2 when the mailbox is full or the declared size would overflow it. */
@@ -228,26 +302,47 @@ static void cmd_rcpt(struct session *s, const char *args)
 	struct resolved res[ALIAS_MAX_RESULTS];
 	size_t n = 0;
 	const char *why = NULL;
-	switch (local_resolve(s->sd->tables, &to, res, ALIAS_MAX_RESULTS, &n, &why)) {
-	case RESOLVE_NOT_LOCAL: {
-		char from[ADDR_TEXT_MAX];
-		addr_format(&s->txn->from, from, sizeof(from));
-		log_info("session=%llu event=reject reason=relay client=%s from=<%s> to=<%s>", (unsigned long long)s->id,
-		    s->client_addr, lq(from), lq(text));
-		session_reply(s, 550, "5.7.1", "<%s>: Relaying denied", text);
-		return;
-	}
-	case RESOLVE_UNKNOWN_USER:
-		log_info("session=%llu event=reject reason=unknown_user client=%s to=%s", (unsigned long long)s->id,
-		    s->client_addr, lq(text));
-		session_reply(s, 550, "5.1.1", "<%s>: Recipient address rejected: User unknown", text);
-		return;
-	case RESOLVE_ERROR:
+	enum resolve_result rr = local_resolve(s->sd->tables, &to, res, ALIAS_MAX_RESULTS, &n, &why);
+	if (rr == RESOLVE_ERROR) {
 		log_warnx("session=%llu event=alias_error to=%s why=%s", (unsigned long long)s->id, lq(text), lq(why));
 		session_reply(s, 451, "4.3.0", "<%s>: Error: alias expansion failed", text);
 		return;
-	case RESOLVE_OK:
-		break;
+	}
+	/* R4: the relay rules decide every recipient (tables I-V of the manual). */
+	char from[ADDR_TEXT_MAX];
+	addr_format(&s->txn->from, from, sizeof(from));
+	struct relay_query q = {
+		.client_ip = s->client_addr,
+		.sender = from,
+		.sender_null = s->txn->from.is_null,
+		.sclass = s->txn->sclass,
+		.rclass = rr == RESOLVE_OK ? RCPT_CLASS_LOCAL_ACCOUNT :
+		    rr == RESOLVE_UNKNOWN_USER ? RCPT_CLASS_LOCAL_NO_ACCOUNT : RCPT_CLASS_EXTERNAL,
+		.authenticated = s->auth_id != NULL,
+	};
+	struct relay_decision d;
+	relay_decide(s->sd->relay, &q, &d);
+	if (!d.allow || rr == RESOLVE_UNKNOWN_USER) {
+		log_info("session=%llu event=reject reason=%s client=%s from=<%s> to=<%s> table=%s rule=%d auth=%s",
+		    (unsigned long long)s->id, rr == RESOLVE_UNKNOWN_USER ? "unknown_user" : "relay", s->client_addr,
+		    lq(from), lq(text), d.table, d.rule ? d.rule->line : 0, s->auth_id ? lq(s->auth_id) : "-");
+		if (rr == RESOLVE_UNKNOWN_USER)
+			session_reply(s, 550, "5.1.1", "<%s>: Recipient address rejected: User unknown", text);
+		else if (rr == RESOLVE_NOT_LOCAL)
+			session_reply(s, 550, "5.7.1", "<%s>: Relaying denied", text);
+		else
+			session_reply(s, 550, "5.7.1", "<%s>: Access denied", text);
+		return;
+	}
+	if (rr == RESOLVE_NOT_LOCAL) {
+		/* Relaying allowed: the address goes to the delivery engine as it is. */
+		n = 1;
+		memset(&res[0], 0, sizeof(res[0]));
+		snprintf(res[0].dest, sizeof(res[0].dest), "%s", text);
+		snprintf(res[0].present, sizeof(res[0].present), "%s", text);
+		log_info("session=%llu event=relay client=%s from=<%s> to=<%s> table=%s rule=%d auth=%s",
+		    (unsigned long long)s->id, s->client_addr, lq(from), lq(text), d.table, d.rule ? d.rule->line : 0,
+		    s->auth_id ? lq(s->auth_id) : "-");
 	}
 	for (size_t i = 0; i < n; i++)
 		if (res[i].domain && res[i].domain->max_message_size > 0 && s->txn->mp.has_size &&

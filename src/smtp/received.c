@@ -13,7 +13,7 @@
 #include "util/xalloc.h"
 
 static const char *default_template =
-    "Received: from ${helo} (${client_name} [${client_addr}])\n"
+    "Received: from ${helo} (${client_name} [${client_addr}])${tls}${auth}\n"
     "\tby ${hostname} (Tsubame) with ${protocol} id ${qid}${for};\n"
     "\t${date}\n";
 
@@ -133,7 +133,14 @@ void received_render(struct buf *out, const char *tmpl, const struct session *s,
 				buf_puts(out, ">");
 			}
 		}
-		/* tls, auth: empty until STARTTLS and AUTH exist */
+		else if (IS("tls")) {
+			if (s->tls_info[0])
+				buf_appendf(out, "\r\n\t(using %s)", s->tls_info);
+		} else if (IS("auth")) {
+			/* Naming the user is a privacy choice: only with auth_received = yes. */
+			if (s->auth_id && s->sd->cfg->auth_received)
+				buf_appendf(out, "\r\n\t(Authenticated sender: %s)", s->auth_id);
+		}
 #undef IS
 		p = e;
 	}

@@ -11,16 +11,22 @@
 #include <errno.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 #include <netinet/in.h>
 #include <netdb.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
+#include "policy/dnsbl.h"
 #include "queue/qfile.h"
 #include "smtp/smtpd.h"
+#include "tls/tls.h"
 #include "util/log.h"
 #include "util/xalloc.h"
 
@@ -90,26 +96,57 @@ void session_destroy(struct session *s)
 	session_txn_free(s);
 	TAILQ_REMOVE(&sd->sessions, s, entry);
 	sd->nsessions--;
+	if (s->dnsbl)
+		dnsbl_cancel(s->dnsbl);
+	if (s->auth_timer)
+		event_free(s->auth_timer);
 	bufferevent_free(s->bev);
 	free(s->helo);
+	free(s->auth_id);
 	free(s);
 	if (sd->stopping && sd->nsessions == 0)
 		event_base_loopexit(sd->base, NULL);
 }
 
+/* After STARTTLS the TLS filter hands its records to the plain bufferevent below it: wait for that one too. */
+static void underlying_drained(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
+{
+	struct session *s = arg;
+	if (evbuffer_get_length(buf) == 0)
+		session_destroy(s);
+}
+
+/* Destroy a closing session once every byte of its last reply has left. */
+static void finish_close(struct session *s)
+{
+	if (evbuffer_get_length(bufferevent_get_output(s->bev)) != 0)
+		return;
+	SSL *ssl = s->tls ? bufferevent_openssl_get_ssl(s->bev) : NULL;
+	if (ssl && !s->waiting_underlying && SSL_is_init_finished(ssl))
+		SSL_shutdown(ssl); /* close_notify after the last reply; the peer needs no answer */
+	struct bufferevent *u = bufferevent_get_underlying(s->bev);
+	if (u && evbuffer_get_length(bufferevent_get_output(u)) > 0) {
+		if (!s->waiting_underlying) {
+			s->waiting_underlying = 1;
+			evbuffer_add_cb(bufferevent_get_output(u), underlying_drained, s);
+		}
+		return;
+	}
+	session_destroy(s);
+}
+
 static void write_done(struct bufferevent *bev, void *arg)
 {
 	struct session *s = arg;
-	if (s->state == SS_CLOSING && evbuffer_get_length(bufferevent_get_output(bev)) == 0)
-		session_destroy(s);
+	if (s->state == SS_CLOSING)
+		finish_close(s);
 }
 
 void session_close_after_reply(struct session *s)
 {
 	s->state = SS_CLOSING;
 	bufferevent_disable(s->bev, EV_READ);
-	if (evbuffer_get_length(bufferevent_get_output(s->bev)) == 0)
-		session_destroy(s);
+	finish_close(s);
 }
 
 static void reply_raw(struct session *s, int code, const char *enh, const char *text, int last)
@@ -163,9 +200,16 @@ void session_reply_lines(struct session *s, int code, const char *enh, const cha
 }
 
 /* A whole command line is in the input buffer up to eol; check and dispatch it. */
-static void take_line(struct session *s, struct evbuffer *in, size_t len, size_t eol_len)
+/* RFC 4954 4: a SASL response line may be up to 12288 octets. */
+static size_t line_limit(const struct session *s)
 {
 	size_t max = (size_t)s->sd->cfg->max_line_length;
+	return s->state == SS_AUTH && max < 12288 ? 12288 : max;
+}
+
+static void take_line(struct session *s, struct evbuffer *in, size_t len, size_t eol_len)
+{
+	size_t max = line_limit(s);
 	if (s->skipping || len + eol_len > max) {
 		evbuffer_drain(in, len + eol_len);
 		s->skipping = 0;
@@ -184,8 +228,15 @@ static void take_line(struct session *s, struct evbuffer *in, size_t len, size_t
 		free(line);
 		return;
 	}
+	if (s->state == SS_AUTH) {
+		auth_continue(s, line);
+		OPENSSL_cleanse(line, len);
+		free(line);
+		return;
+	}
 	if (s->sd->cfg->debug)
-		log_debug("session=%llu event=command line=%s", (unsigned long long)s->id, lq(line));
+		log_debug("session=%llu event=command line=%s", (unsigned long long)s->id,
+		    lq(strncasecmp(line, "AUTH ", 5) ? line : "AUTH ..."));
 	commands_dispatch(s, line, len);
 	free(line);
 }
@@ -193,9 +244,9 @@ static void take_line(struct session *s, struct evbuffer *in, size_t len, size_t
 static void process_commands(struct session *s)
 {
 	struct evbuffer *in = bufferevent_get_input(s->bev);
-	size_t max = (size_t)s->sd->cfg->max_line_length;
 	/* Stop as soon as a refused BDAT chunk must be skipped: those bytes are not commands. */
-	while (s->state == SS_COMMAND && s->discard == 0) {
+	while ((s->state == SS_COMMAND || s->state == SS_AUTH) && s->discard == 0) {
+		size_t max = line_limit(s);
 		size_t eol_len = 0;
 		struct evbuffer_ptr e = evbuffer_search_eol(in, NULL, &eol_len, EVBUFFER_EOL_CRLF_STRICT);
 		if (e.pos < 0) {
@@ -231,7 +282,8 @@ static void process_input(struct session *s)
 		}
 		size_t have = evbuffer_get_length(in);
 		switch (s->state) {
-		case SS_COMMAND: process_commands(s); break;
+		case SS_COMMAND:
+		case SS_AUTH: process_commands(s); break;
 		case SS_DATA: data_feed(s); break;
 		case SS_BDAT: bdat_feed(s); break;
 		case SS_WAIT:
@@ -259,9 +311,29 @@ static void on_read(struct bufferevent *bev, void *arg)
 	process_input(s);
 }
 
+static void log_tls_error(struct session *s)
+{
+	unsigned long e;
+	char text[256] = "";
+	while ((e = bufferevent_get_openssl_error(s->bev)) != 0)
+		ERR_error_string_n(e, text, sizeof(text));
+	log_info("session=%llu event=tls_failed client=%s error=%s", (unsigned long long)s->id, s->client_addr,
+	    lq(text[0] ? text : "connection closed during handshake"));
+}
+
 static void on_event(struct bufferevent *bev, short what, void *arg)
 {
 	struct session *s = arg;
+	if (what & BEV_EVENT_CONNECTED) {
+		/* The TLS handshake finished (STARTTLS or implicit TLS). */
+		SSL *ssl = bufferevent_openssl_get_ssl(bev);
+		if (ssl) {
+			tls_describe(ssl, s->tls_info, sizeof(s->tls_info));
+			log_info("session=%llu event=tls client=%s tls=%s sni=%s", (unsigned long long)s->id, s->client_addr,
+			    lq(s->tls_info), lq(tls_servername(ssl)));
+		}
+		return;
+	}
 	if (what & BEV_EVENT_TIMEOUT) {
 		if (s->state == SS_CLOSING || (what & BEV_EVENT_WRITING)) {
 			session_destroy(s);
@@ -277,6 +349,8 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
 		return;
 	}
 	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) {
+		if (s->tls && !s->tls_info[0])
+			log_tls_error(s);
 		if (s->txn && s->state != SS_COMMAND)
 			log_info("session=%llu event=lost_connection client=%s state=%d", (unsigned long long)s->id,
 			    s->client_addr, s->state);
@@ -306,6 +380,43 @@ static int is_hidden(const struct smtpd *sd, const char *local)
 	return 0;
 }
 
+void session_set_bev(struct session *s, struct bufferevent *bev)
+{
+	s->bev = bev;
+	bufferevent_setcb(s->bev, on_read, write_done, on_event, s);
+	bufferevent_setwatermark(s->bev, EV_READ, 0, INPUT_HIGH_WATERMARK);
+	set_timeout(s, s->sd->cfg->command_timeout);
+	bufferevent_enable(s->bev, EV_READ);
+}
+
+static void greet(struct session *s)
+{
+	struct smtpd *sd = s->sd;
+	session_reply(s, 220, NULL, "%s ESMTP Tsubame", sd->cfg->hostname);
+	s->state = SS_COMMAND;
+	bufferevent_enable(s->bev, EV_READ);
+}
+
+static void on_dnsbl(void *arg, const struct dnsbl_result *r)
+{
+	struct session *s = arg;
+	s->dnsbl = NULL;
+	if (!r->listed) {
+		greet(s);
+		session_resume(s);
+		return;
+	}
+	/* RFC 5321 3.1: a 554 greeting, then only QUIT is served (503 to the rest). */
+	log_info("session=%llu event=reject reason=dnsbl client=%s zone=%s text=%s", (unsigned long long)s->id,
+	    s->client_addr, r->zone, lq(r->reason));
+	s->blocked = 1;
+	s->state = SS_COMMAND;
+	session_reply(s, 554, "5.7.1", "Service unavailable; client [%s] blocked using %s; %s", s->client_addr, r->zone,
+	    r->reason);
+	bufferevent_enable(s->bev, EV_READ);
+	session_resume(s);
+}
+
 void session_start(struct smtpd *sd, int fd, const struct sockaddr *sa, socklen_t salen, const struct listener *l)
 {
 	struct sockaddr_storage local;
@@ -329,7 +440,21 @@ void session_start(struct smtpd *sd, int fd, const struct sockaddr *sa, socklen_
 	snprintf(s->local_addr, sizeof(s->local_addr), "%s", lhost);
 	snprintf(s->local_port, sizeof(s->local_port), "%s", lport);
 	addr_text(sa, salen, s->client_addr, sizeof(s->client_addr), s->client_port, sizeof(s->client_port));
-	s->bev = bufferevent_socket_new(sd->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	s->submission = l->submission;
+	if (l->addr.implicit_tls && sd->tls) {
+		/* R1: a port written with '*' speaks TLS from the first byte (465). */
+		SSL *ssl = tls_session_new(sd->tls);
+		s->bev = ssl ? bufferevent_openssl_socket_new(sd->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
+		    BEV_OPT_CLOSE_ON_FREE) : NULL;
+		if (s->bev) {
+			bufferevent_openssl_set_allow_dirty_shutdown(s->bev, 1);
+			s->tls = s->implicit_tls = 1;
+		} else if (ssl) {
+			SSL_free(ssl);
+		}
+	} else {
+		s->bev = bufferevent_socket_new(sd->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	}
 	if (!s->bev) {
 		close(fd);
 		free(s);
@@ -340,8 +465,9 @@ void session_start(struct smtpd *sd, int fd, const struct sockaddr *sa, socklen_
 	bufferevent_setcb(s->bev, on_read, write_done, on_event, s);
 	bufferevent_setwatermark(s->bev, EV_READ, 0, INPUT_HIGH_WATERMARK);
 	set_timeout(s, sd->cfg->command_timeout);
-	log_to(LOG_CONNECT, "event=connect session=%llu client=%s port=%s local=%s:%s", (unsigned long long)s->id,
-	    s->client_addr, s->client_port, s->local_addr, s->local_port);
+	log_to(LOG_CONNECT, "event=connect session=%llu client=%s port=%s local=%s:%s tls=%s submission=%s",
+	    (unsigned long long)s->id, s->client_addr, s->client_port, s->local_addr, s->local_port,
+	    s->implicit_tls ? "implicit" : "no", s->submission ? "yes" : "no");
 
 	if (sd->stopping) {
 		session_reply(s, 421, "4.3.2", "%s Service shutting down", sd->cfg->hostname);
@@ -353,8 +479,14 @@ void session_start(struct smtpd *sd, int fd, const struct sockaddr *sa, socklen_
 		session_reply(s, 421, "4.7.0", "%s Error: too many connections", sd->cfg->hostname);
 		return;
 	}
-	session_reply(s, 220, NULL, "%s ESMTP Tsubame", sd->cfg->hostname);
-	bufferevent_enable(s->bev, EV_READ);
+	const struct config *cfg = sd->cfg;
+	if (sd->dns && cfg->dnsbl.n && !dnsbl_exempt(cfg->dnsbl_exempt.v, cfg->dnsbl_exempt.n, s->client_addr)) {
+		/* The greeting waits for the block lists (bounded by dns_timeout). */
+		s->state = SS_WAIT;
+		s->dnsbl = dnsbl_check(sd->dns, cfg->dnsbl.v, cfg->dnsbl.n, s->client_addr, on_dnsbl, s);
+		return;
+	}
+	greet(s);
 }
 
 void session_shutdown_idle(struct smtpd *sd)

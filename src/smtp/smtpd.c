@@ -19,7 +19,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "dns/dns.h"
 #include "smtp/smtpd.h"
+#include "tls/tls.h"
 #include "util/log.h"
 #include "util/xalloc.h"
 
@@ -102,15 +104,54 @@ static void on_queue_close(struct ipc_channel *ch, void *arg)
 	event_base_loopexit(sd->base, NULL);
 }
 
-static int load_all(struct config *cfg, struct local_tables *tables, char **tmpl, const char *path)
+/* Everything a session consults, loaded together so a reload is all or nothing. */
+struct loaded {
+	struct local_tables *tables;
+	struct relay_rules *relay;
+	struct secret_table *secrets;
+	char *tmpl;
+};
+
+static void loaded_free(struct loaded *l)
+{
+	if (l->tables) {
+		local_tables_free(l->tables);
+		free(l->tables);
+	}
+	if (l->relay) {
+		relay_free(l->relay);
+		free(l->relay);
+	}
+	if (l->secrets) {
+		secrets_free(l->secrets);
+		free(l->secrets);
+	}
+	free(l->tmpl);
+	memset(l, 0, sizeof(*l));
+}
+
+static int load_all(struct config *cfg, struct loaded *l, const char *path)
 {
 	struct buf errors;
 	buf_init(&errors, 64 * 1024);
 	int n = 0;
+	memset(l, 0, sizeof(*l));
+	l->tables = xcalloc(1, sizeof(*l->tables));
+	l->relay = xcalloc(1, sizeof(*l->relay));
+	l->secrets = xcalloc(1, sizeof(*l->secrets));
 	if (path)
 		n = config_load(cfg, path, &errors);
 	if (n == 0)
-		n += local_tables_load(tables, cfg, &errors);
+		n += local_tables_load(l->tables, cfg, &errors);
+	if (n == 0) {
+		char *rp = config_path(cfg, cfg->relay_rules_file);
+		char *sp = config_path(cfg, cfg->secrets_file);
+		n += relay_load(l->relay, rp, &errors);
+		n += secrets_load(l->secrets, sp, &errors);
+		free(rp);
+		free(sp);
+	}
+	char **tmpl = &l->tmpl;
 	if (n == 0) {
 		char *tp = cfg->received_template[0] ? config_path(cfg, cfg->received_template) : NULL;
 		*tmpl = received_load_template(tp, &errors);
@@ -121,6 +162,8 @@ static int load_all(struct config *cfg, struct local_tables *tables, char **tmpl
 	if (n)
 		log_warnx("event=reload_failed errors=%s", lq(buf_cstr(&errors)));
 	buf_free(&errors);
+	if (n)
+		loaded_free(l);
 	return n;
 }
 
@@ -128,26 +171,24 @@ static void on_sighup(evutil_socket_t sig, short what, void *arg)
 {
 	struct smtpd *sd = arg;
 	struct config *cfg = xcalloc(1, sizeof(*cfg));
-	struct local_tables *tables = xcalloc(1, sizeof(*tables));
-	char *tmpl = NULL;
-	if (load_all(cfg, tables, &tmpl, sd->cfg->path) != 0) {
+	struct loaded l;
+	if (load_all(cfg, &l, sd->cfg->path) != 0) {
 		config_free(cfg);
 		free(cfg);
-		local_tables_free(tables);
-		free(tables);
-		free(tmpl);
 		return;
 	}
+	/* TLS settings and listeners need a restart; tables, rules and limits take effect now. */
+	struct loaded old = { sd->tables, sd->relay, sd->secrets, sd->received_template };
+	loaded_free(&old);
 	config_free(sd->cfg);
 	free(sd->cfg);
-	local_tables_free(sd->tables);
-	free(sd->tables);
-	free(sd->received_template);
 	sd->cfg = cfg;
-	sd->tables = tables;
-	sd->received_template = tmpl;
-	log_info("event=reloaded accounts=%zu domains=%zu aliases=%zu", tables->accounts.n, tables->domains.n,
-	    tables->aliases.n);
+	sd->tables = l.tables;
+	sd->relay = l.relay;
+	sd->secrets = l.secrets;
+	sd->received_template = l.tmpl;
+	log_info("event=reloaded accounts=%zu domains=%zu aliases=%zu relay_rules=%zu", l.tables->accounts.n,
+	    l.tables->domains.n, l.tables->aliases.n, l.relay->n);
 }
 
 static void on_deadline(evutil_socket_t fd, short what, void *arg)
@@ -182,20 +223,30 @@ static void on_sigterm(evutil_socket_t sig, short what, void *arg)
 }
 
 int smtpd_main(struct config *cfg, int queue_fd, const int *listen_fds, const struct listen_addr *addrs,
-    size_t nlisten)
+    const int *submission, size_t nlisten, SSL_CTX *tls)
 {
 	struct smtpd sd;
 	memset(&sd, 0, sizeof(sd));
 	log_set_process("smtpd");
 	signal(SIGPIPE, SIG_IGN);
 	sd.cfg = cfg;
-	sd.tables = xcalloc(1, sizeof(*sd.tables));
-	if (load_all(cfg, sd.tables, &sd.received_template, NULL) != 0)
+	struct loaded ld;
+	if (load_all(cfg, &ld, NULL) != 0)
 		fatalx("event=start_failed reason=tables");
+	sd.tables = ld.tables;
+	sd.relay = ld.relay;
+	sd.secrets = ld.secrets;
+	sd.received_template = ld.tmpl;
 	TAILQ_INIT(&sd.sessions);
 	sd.base = event_base_new();
 	if (!sd.base)
 		fatalx("event=start_failed reason=event_base");
+	sd.tls = tls;
+	if (cfg->dnsbl.n) {
+		sd.dns = dns_new(sd.base, cfg->dns_servers.v, cfg->dns_servers.n, (int)cfg->dns_timeout * 1000);
+		if (!sd.dns)
+			fatalx("event=start_failed reason=dns");
+	}
 	ipc_channel_init(&sd.queue, sd.base, queue_fd, "queue", on_queue_msg, on_queue_close, &sd);
 	sd.listeners = xcalloc(nlisten ? nlisten : 1, sizeof(*sd.listeners));
 	sd.nlisteners = nlisten;
@@ -204,6 +255,7 @@ int smtpd_main(struct config *cfg, int queue_fd, const int *listen_fds, const st
 		l->fd = listen_fds[i];
 		l->sd = &sd;
 		l->addr = addrs[i];
+		l->submission = submission[i];
 		fcntl(l->fd, F_SETFL, fcntl(l->fd, F_GETFL) | O_NONBLOCK);
 		l->ev = event_new(sd.base, l->fd, EV_READ | EV_PERSIST, on_accept, l);
 		event_add(l->ev, NULL);
@@ -231,10 +283,12 @@ int smtpd_main(struct config *cfg, int queue_fd, const int *listen_fds, const st
 	event_free(sd.ev_sighup);
 	event_free(sd.ev_sigterm);
 	event_free(sd.ev_sigint);
+	if (sd.dns)
+		dns_free(sd.dns);
 	event_base_free(sd.base);
-	local_tables_free(sd.tables);
-	free(sd.tables);
-	free(sd.received_template);
+	struct loaded fin = { sd.tables, sd.relay, sd.secrets, sd.received_template };
+	loaded_free(&fin);
+	/* the TLS context belongs to the master */
 	/* cfg may have been replaced by a reload: the master's copy is separate. */
 	if (sd.cfg != cfg) {
 		config_free(sd.cfg);

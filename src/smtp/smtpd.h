@@ -18,7 +18,9 @@
 
 #include "conf/config.h"
 #include "ipc/ipc.h"
+#include "auth/sasl.h"
 #include "local/resolve.h"
+#include "policy/relay.h"
 #include "queue/qid.h"
 #include "smtp/command.h"
 #include "smtp/dot.h"
@@ -28,19 +30,36 @@ struct event_base;
 struct event;
 struct bufferevent;
 struct session;
+struct dns;
+struct dnsbl_check;
+typedef struct ssl_ctx_st SSL_CTX;
+
+/* Recent AUTH failures of one client address (R3: "limited per client address"). */
+struct auth_failures {
+	char ip[64];
+	unsigned count;
+	long long since;
+};
+#define AUTH_FAILURE_SLOTS 1024
 
 struct listener {
 	int fd;
 	struct event *ev;
 	struct smtpd *sd;
 	struct listen_addr addr;
+	int submission;           /* AUTH required before MAIL */
 };
 
 struct smtpd {
 	struct event_base *base;
 	struct config *cfg;
 	struct local_tables *tables;
+	struct relay_rules *relay;
+	struct secret_table *secrets;
 	char *received_template;      /* template text */
+	SSL_CTX *tls;                 /* NULL when TLS is not configured */
+	struct dns *dns;              /* NULL when no DNSBL is configured */
+	struct auth_failures auth_fail[AUTH_FAILURE_SLOTS];
 	struct ipc_channel queue;
 	struct listener *listeners;
 	size_t nlisteners;
@@ -56,7 +75,8 @@ enum session_state {
 	SS_COMMAND = 0,  /* reading command lines */
 	SS_DATA,         /* reading DATA content through the dot machine */
 	SS_BDAT,         /* reading a BDAT chunk */
-	SS_WAIT,         /* waiting for the queue (create or commit); input stays buffered */
+	SS_WAIT,         /* waiting for the queue, DNS or an AUTH delay; input stays buffered */
+	SS_AUTH,         /* reading SASL responses */
 	SS_CLOSING       /* final reply queued; close when written */
 };
 
@@ -69,6 +89,7 @@ struct txn_rcpt {
 
 struct txn {
 	struct mailaddr from;
+	enum sender_class sclass;
 	struct mail_params mp;
 	struct txn_rcpt *rcpt;
 	size_t nrcpt;
@@ -111,6 +132,18 @@ struct session {
 	int quit_after_reply;
 	unsigned counts[VERB_COUNT];
 	unsigned messages;
+	int submission;               /* accepted on a submission listener */
+	int tls;                      /* TLS active (STARTTLS done or implicit) */
+	int implicit_tls;
+	char tls_info[160];           /* protocol and cipher, for logs and Received: */
+	char *auth_id;                /* authenticated user@domain, NULL when not */
+	unsigned auth_failures;
+	struct sasl sasl;
+	struct event *auth_timer;     /* delays a failed AUTH's reply */
+	int auth_close;               /* close after the delayed 535 */
+	struct dnsbl_check *dnsbl;    /* greeting waits for it */
+	int blocked;                  /* DNSBL listed: only QUIT is served */
+	int waiting_underlying;       /* closing: waiting for the plain layer under TLS to drain */
 };
 
 
@@ -129,6 +162,16 @@ void session_destroy(struct session *s);
 
 /* commands.c: dispatch one complete command line */
 void commands_dispatch(struct session *s, char *line, size_t len);
+/* cmd_auth.c */
+void cmd_auth(struct session *s, const char *args);
+void auth_continue(struct session *s, const char *line);
+int auth_offered(const struct session *s);
+/* cmd_starttls.c */
+void cmd_starttls(struct session *s, const char *args);
+/* session.c: replace the session's bufferevent (STARTTLS) */
+void session_set_bev(struct session *s, struct bufferevent *bev);
+/* header.c: the address of the From: header in a header section; 0 or -1 */
+int header_from_address(const char *p, size_t len, char *out, size_t outsz);
 
 /* cmd_data.c: DATA / BDAT content and the commit */
 void data_feed(struct session *s);

@@ -6,8 +6,14 @@
 
 #include "conf/config.h"
 
-/* Runs until stopped; returns the exit status.  Takes ownership of the descriptors. */
+typedef struct ssl_ctx_st SSL_CTX;
+
+/*
+ * Runs until stopped; returns the exit status.  Takes ownership of the
+ * descriptors.  tls is the server context the master loaded while it could
+ * still read the private key (NULL: no TLS).
+ */
 int smtpd_main(struct config *cfg, int queue_fd, const int *listen_fds, const struct listen_addr *addrs,
-    size_t nlisten);
+    const int *submission, size_t nlisten, SSL_CTX *tls);
 
 #endif
