@@ -13,6 +13,8 @@
 struct event_base;
 struct dns;
 
+#define DNS_MAX_SERVERS 3
+
 /* servers: NULL or an array of "IP" / "IP:port" / "[IPv6]:port"; timeout in ms per try. NULL on failure. */
 struct dns *dns_new(struct event_base *base, char *const *servers, size_t nservers, int timeout_ms);
 void dns_free(struct dns *d);
@@ -30,6 +32,11 @@ struct dns_answer {
 
 typedef void (*dns_cb)(void *arg, const struct dns_answer *a);
 /* Query A or TXT (type 1 or 16) for name; cb is always called exactly once (also on dns_free). */
+/*
+ * Timing: cb never runs inside dns_query() itself, always later from the event
+ * loop (or from dns_free(), with DNS_TEMPFAIL).  A cb may call dns_query() and
+ * dns_free(); a dns_free() from inside a cb takes effect when that cb returns.
+ */
 void dns_query(struct dns *d, const char *name, int type, dns_cb cb, void *arg);
 
 #endif

@@ -13,6 +13,9 @@
 
 #include "dns/dns.h"
 
+/* Lists beyond this many are ignored (with a warning); the configuration should refuse them. */
+#define DNSBL_MAX_ZONES 16
+
 struct dnsbl_result {
 	int listed;
 	char zone[256];     /* the list that listed it */
@@ -33,6 +36,17 @@ int dnsbl_exempt(char *const *patterns, size_t n, const char *ip);
 struct dnsbl_check;
 struct dnsbl_check *dnsbl_check(struct dns *d, char *const *zones, size_t nzones, const char *ip, dnsbl_cb cb,
     void *arg);
+/*
+ * Timing and lifetime: cb runs from the event loop (or during dns_free(), which
+ * ends every lookup as a temporary failure: not listed); only an address that
+ * cannot be listed or an empty zone list calls it before dnsbl_check() returns
+ * (and then NULL is returned).  The handle is valid until cb has been called or
+ * dnsbl_cancel() has been called, whichever comes first: forget it in cb.  After
+ * dnsbl_cancel() cb is never called; queries still in flight free the state
+ * when they finish, so d must outlive them (dns_free() finishes them at once).
+ * A listing is an A answer in 127.0.0.0/8 other than 127.255.255.x (RFC 5782
+ * 2.3; the latter are list error codes); the reason is printable ASCII only.
+ */
 void dnsbl_cancel(struct dnsbl_check *c);
 
 #endif
