@@ -5,7 +5,7 @@
 set -eu
 cd "$(dirname "$0")/.."
 REPO=$(pwd)
-BIN="$REPO/build/release/bin"
+BIN="${TSUBAME_BIN:-$REPO/build/release/bin}"
 RUN="${TSUBAME_RUN:-$REPO/run}"
 
 if [ "$(id -u)" -eq 0 ]; then
