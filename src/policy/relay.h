@@ -89,6 +89,20 @@ struct relay_decision {
  */
 void relay_decide(const struct relay_rules *r, const struct relay_query *q, struct relay_decision *d);
 
+/*
+ * Classification for relay_query, the one way smtpd and `tsubamectl relay check`
+ * both use.  Sender: <>, a domain that is not local, or an address literal =
+ * external; a local domain (or host alias, compared exactly) = local with
+ * account when accounts_find knows the local part (an alias is not an account),
+ * else local without account.  Recipient (local_resolve): not local = external,
+ * unknown user = local without account, an account or an alias = local with
+ * account (alias expansion errors are the caller's to report, 451).
+ */
+struct local_tables;
+struct mailaddr;
+enum sender_class relay_sender_class(const struct local_tables *t, const struct mailaddr *from);
+enum rcpt_class relay_rcpt_class(const struct local_tables *t, const struct mailaddr *rcpt);
+
 /* The first rule matching client ip / sender (for MAIL-time checks); NULL when none. */
 const struct relay_rule *relay_match(const struct relay_rules *r, const char *client_ip, const char *sender,
     int sender_null);
