@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "ctl/ctl.h"
+#include "ctl/ctl_relay.h"
 #include "ctl/ctl_secret.h"
 #include "master/master.h"
 #include "util/log.h"

@@ -620,12 +620,12 @@ void relay_decide(const struct relay_rules *r, const struct relay_query *q, stru
 		return;
 	}
 	d->allow = t[s][c];
-	if (q->authenticated && auth_relays) {
-		/* They proved who they are: relaying is theirs; in V-other also mail to local accounts as a local user. */
-		if (c == RCPT_CLASS_EXTERNAL)
-			d->allow = 1;
-		if (vother && s == SENDER_LOCAL_ACCOUNT && c == RCPT_CLASS_LOCAL_ACCOUNT)
-			d->allow = 1;
+	if (q->authenticated && auth_relays && c != RCPT_CLASS_LOCAL_NO_ACCOUNT) {
+		/*
+		 * They proved who they are (note ※1): relaying is theirs, and so is mail to
+		 * local accounts whatever envelope sender they use (sender_trust governs that).
+		 */
+		d->allow = 1;
 	}
 	if (c == RCPT_CLASS_LOCAL_NO_ACCOUNT)
 		d->allow = 0; /* every table: × — there is nobody to deliver to */

@@ -165,7 +165,10 @@ int bounce_queue(struct queue *q, struct qmsg *m, int expired)
 			left -= (size_t)w;
 		}
 	}
+	size_t total = out.len;
 	buf_free(&out);
+	if (ok && ftruncate(fd, (off_t)total) < 0)
+		ok = 0; /* a recycled file may be longer */
 	struct qenvelope parsed;
 	char reason[256];
 	memset(&parsed, 0, sizeof(parsed));

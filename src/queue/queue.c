@@ -575,6 +575,8 @@ int queue_main(struct config *cfg, int smtpd_fd, const int *deliver_fds, size_t 
 	buf_free(&errors);
 	if (spool_open(&q.spool, cfg->work_dir, cfg->node_id, 1) < 0)
 		fatal("event=start_failed reason=spool work_dir=%s", cfg->work_dir);
+	if (spool_enable_recycling(&q.spool, 1024) < 0)
+		log_warn("event=recycling_disabled");
 	TAILQ_INIT(&q.ready);
 	TAILQ_INIT(&q.waiting);
 	TAILQ_INIT(&q.incoming);

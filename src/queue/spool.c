@@ -65,7 +65,7 @@ int spool_open(struct spool *s, const char *work_dir, const char *node, int crea
 	int rootfd = -1, activefd = -1, err;
 
 	memset(s, 0, sizeof(*s));
-	s->dfd_incoming = s->dfd_active = s->dfd_deferred = s->dfd_corrupt = -1;
+	s->dfd_incoming = s->dfd_active = s->dfd_deferred = s->dfd_corrupt = s->dfd_free = -1;
 	if (!node_valid(node)) {
 		errno = EINVAL;
 		return -1;
@@ -104,8 +104,68 @@ void spool_close(struct spool *s)
 	close_fd(&s->dfd_active);
 	close_fd(&s->dfd_deferred);
 	close_fd(&s->dfd_corrupt);
+	close_fd(&s->dfd_free);
+	for (size_t i = 0; i < s->nfree; i++)
+		free(s->free_names[i]);
+	free(s->free_names);
+	s->free_names = NULL;
+	s->nfree = s->max_free = 0;
 	free(s->root);
 	s->root = NULL;
+}
+
+int spool_enable_recycling(struct spool *s, size_t max)
+{
+	int rootfd = open(s->root, O_DIRECTORY | O_RDONLY | O_CLOEXEC);
+	if (rootfd < 0)
+		return -1;
+	int freefd = open_dir(rootfd, "free", 1);
+	close(rootfd);
+	if (freefd < 0)
+		return -1;
+	s->dfd_free = open_dir(freefd, s->node, 1);
+	close(freefd);
+	if (s->dfd_free < 0)
+		return -1;
+	s->max_free = max;
+	s->free_names = xcalloc(max ? max : 1, sizeof(char *));
+	int dfd = dup(s->dfd_free);
+	DIR *d = dfd >= 0 ? fdopendir(dfd) : NULL;
+	if (!d) {
+		if (dfd >= 0)
+			close(dfd);
+		return -1;
+	}
+	struct dirent *de;
+	while ((de = readdir(d)) != NULL) {
+		if (de->d_name[0] == '.')
+			continue;
+		if (s->nfree < max)
+			s->free_names[s->nfree++] = xstrdup(de->d_name);
+		else
+			unlinkat(s->dfd_free, de->d_name, 0);
+		unsigned long seq = strtoul(de->d_name + 1, NULL, 10);
+		if (seq >= s->free_seq)
+			s->free_seq = seq + 1;
+	}
+	closedir(d);
+	return 0;
+}
+
+/* Retire a spent file: into the free pool while it has room, else unlink. */
+static int retire(struct spool *s, int from, const char *qid)
+{
+	if (s->dfd_free >= 0 && s->nfree < s->max_free) {
+		char name[32];
+		snprintf(name, sizeof(name), "r%lu", s->free_seq++);
+		if (renameat(from, qid, s->dfd_free, name) == 0) {
+			s->free_names[s->nfree++] = xstrdup(name);
+			return 0;
+		}
+		if (errno == ENOENT)
+			return -1;
+	}
+	return unlinkat(from, qid, 0);
 }
 
 int spool_dirfd(const struct spool *s, enum spool_dir d)
@@ -139,6 +199,20 @@ static int check_qid(const char *qid)
 
 int spool_create(struct spool *s, char qid[QID_MAX], int *fd)
 {
+	while (s->nfree > 0) {
+		char *name = s->free_names[--s->nfree];
+		qid_new(qid, s->node);
+		int ok = renameat(s->dfd_free, name, s->dfd_incoming, qid) == 0;
+		free(name);
+		if (!ok)
+			continue;
+		int f = openat(s->dfd_incoming, qid, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+		if (f >= 0) {
+			*fd = f;
+			return 0;
+		}
+		unlinkat(s->dfd_incoming, qid, 0);
+	}
 	/* O_EXCL makes a collision an error, never a shared file; a new id is the cure. */
 	for (int tries = 0; tries < 8; tries++) {
 		qid_new(qid, s->node);
@@ -182,7 +256,7 @@ int spool_abort(struct spool *s, const char *qid)
 {
 	if (check_qid(qid) < 0)
 		return -1;
-	return unlinkat(s->dfd_incoming, qid, 0);
+	return retire(s, s->dfd_incoming, qid);
 }
 
 int spool_defer(struct spool *s, const char *qid)
@@ -211,7 +285,7 @@ int spool_remove(struct spool *s, const char *qid)
 {
 	if (check_qid(qid) < 0)
 		return -1;
-	return unlinkat(s->dfd_active, qid, 0);
+	return retire(s, s->dfd_active, qid);
 }
 
 int spool_quarantine(struct spool *s, enum spool_dir from, const char *qid)

@@ -26,6 +26,11 @@ struct spool {
 	int dfd_active;      /* active/<node> */
 	int dfd_deferred;
 	int dfd_corrupt;
+	/* recycling (spool_enable_recycling): spent files kept for reuse, queue/free/<node> */
+	int dfd_free;
+	char **free_names;
+	size_t nfree, max_free;
+	unsigned long free_seq;
 };
 
 enum spool_dir { SPOOL_INCOMING, SPOOL_ACTIVE, SPOOL_DEFERRED, SPOOL_CORRUPT };
@@ -34,7 +39,18 @@ enum spool_dir { SPOOL_INCOMING, SPOOL_ACTIVE, SPOOL_DEFERRED, SPOOL_CORRUPT };
 int spool_open(struct spool *s, const char *work_dir, const char *node, int create);
 void spool_close(struct spool *s);
 
-/* New file incoming/<qid>, O_RDWR|O_CREAT|O_EXCL, mode 0600.  0 or -1. */
+/*
+ * Keep up to max spent queue files in queue/free/<node> and hand them out again
+ * instead of creating new ones: creating and deleting a file per message costs
+ * the file system an inode allocation and release each time (the dominant
+ * kernel cost of a busy queue on ext4).  Only the one process that owns this
+ * node's queue may enable it.  A recycled file keeps its old bytes until they
+ * are overwritten: writers must ftruncate() to their final length, and the
+ * parser rejects any file whose length disagrees with its end record anyway.
+ */
+int spool_enable_recycling(struct spool *s, size_t max);
+
+/* New file incoming/<qid> (a recycled one when available, else O_CREAT|O_EXCL, mode 0600).  0 or -1. */
 int spool_create(struct spool *s, char qid[QID_MAX], int *fd);
 /* fdatasync(fd) then rename incoming/<qid> -> active/<node>/<qid>.  0 or -1. */
 int spool_commit(struct spool *s, const char *qid, int fd);

@@ -292,6 +292,11 @@ static void finish_message(struct session *s)
 		t->write_failed = 1;
 	buf_free(&tr);
 	flush_writes(t, 1);
+	/* A recycled queue file may be longer than this message: cut it to what we wrote. */
+	if (!t->write_failed && ftruncate(t->qfd, t->written) < 0) {
+		log_warn("qid=%s event=queue_truncate_failed", t->qid);
+		t->write_failed = 1;
+	}
 	if (t->write_failed)
 		return reject(s, 451, "4.3.0", "Error: queue file write error", "write_error");
 	/* The queue keeps its own descriptor; ours is done. */

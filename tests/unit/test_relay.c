@@ -30,7 +30,8 @@ static int parse(struct relay_rules *r, const char *text, struct buf *errors)
  * Cells are written as the manual prints them: three rows (sender: local with
  * account, local without account, external), each three columns (recipient in the
  * same order), 'o' = ○ accepted, 'x' = × refused.  "auth" is the same session after
- * SMTP AUTH succeeded.  "PAT" in the rules is replaced by each pattern variant, so
+ * SMTP AUTH succeeded: it may send to local accounts and relay with any sender class,
+ * unless the deciding rule is false, norelay,0 or norelay,2.  "PAT" in the rules is replaced by each pattern variant, so
  * the same table is checked for IP wildcards, CIDR, IPv6, IPv4-mapped clients and
  * sender-domain rules.
  */
@@ -46,36 +47,36 @@ struct golden {
 
 static const struct golden GOLDEN[] = {
 	/* I: no file */
-	{ "", 1, "I", 0, "oxo xxx oxx", "oxo xxo oxo", 0 },
-	{ "", 0, "I", 0, "oxo xxx oxx", "oxo xxo oxo", 0 },
+	{ "", 1, "I", 0, "oxo xxx oxx", "oxo oxo oxo", 0 },
+	{ "", 0, "I", 0, "oxo xxx oxx", "oxo oxo oxo", 0 },
 	/* I: PAT default */
-	{ "PAT default\n", 1, "I", 1, "oxo xxx oxx", "oxo xxo oxo", 0 },
-	{ "PAT default\n", 0, "I", 0, "oxo xxx oxx", "oxo xxo oxo", 0 },
+	{ "PAT default\n", 1, "I", 1, "oxo xxx oxx", "oxo oxo oxo", 0 },
+	{ "PAT default\n", 0, "I", 0, "oxo xxx oxx", "oxo oxo oxo", 0 },
 	/* II: PAT (true) — omitted and explicit */
 	{ "PAT\n", 1, "II", 1, "oxo oxo oxo", "oxo oxo oxo", 0 },
-	{ "PAT\n", 0, "I", 0, "oxo xxx oxx", "oxo xxo oxo", 0 },
+	{ "PAT\n", 0, "I", 0, "oxo xxx oxx", "oxo oxo oxo", 0 },
 	{ "PAT true\n", 1, "II", 1, "oxo oxo oxo", "oxo oxo oxo", 0 },
-	{ "PAT true\n", 0, "I", 0, "oxo xxx oxx", "oxo xxo oxo", 0 },
+	{ "PAT true\n", 0, "I", 0, "oxo xxx oxx", "oxo oxo oxo", 0 },
 	/* III: PAT false — authentication does not help */
 	{ "PAT false\n", 1, "III", 1, "xxx xxx xxx", "xxx xxx xxx", 0 },
-	{ "PAT false\n", 0, "I", 0, "oxo xxx oxx", "oxo xxo oxo", 0 },
+	{ "PAT false\n", 0, "I", 0, "oxo xxx oxx", "oxo oxo oxo", 0 },
 	/* IV: PAT norelay — ※1: authenticated sessions may relay */
-	{ "PAT norelay\n", 1, "IV", 1, "oxx xxx oxx", "oxo xxo oxo", 0 },
-	{ "PAT norelay\n", 0, "I", 0, "oxo xxx oxx", "oxo xxo oxo", 0 },
+	{ "PAT norelay\n", 1, "IV", 1, "oxx xxx oxx", "oxo oxo oxo", 0 },
+	{ "PAT norelay\n", 0, "I", 0, "oxo xxx oxx", "oxo oxo oxo", 0 },
 	/* IV: norelay,0 — authenticated sessions refused too */
 	{ "PAT norelay,0\n", 1, "IV", 1, "oxx xxx oxx", "oxx xxx oxx", 0 },
-	{ "PAT norelay,0\n", 0, "I", 0, "oxo xxx oxx", "oxo xxo oxo", 0 },
+	{ "PAT norelay,0\n", 0, "I", 0, "oxo xxx oxx", "oxo oxo oxo", 0 },
 	/* IV: norelay,2 — the rule over AUTH, and AUTH is not demanded */
 	{ "PAT norelay,2\n", 1, "IV", 1, "oxx xxx oxx", "oxx xxx oxx", 1 },
-	{ "PAT norelay,2\n", 0, "I", 0, "oxo xxx oxx", "oxo xxo oxo", 0 },
+	{ "PAT norelay,2\n", 0, "I", 0, "oxo xxx oxx", "oxo oxo oxo", 0 },
 	/* V: PAT only — listed: table I; everybody else: the second half of V */
-	{ "PAT only\n", 1, "V", 1, "oxo xxx oxx", "oxo xxo oxo", 0 },
-	{ "PAT only\n", 0, "V-other", 1, "xxx xxx oxx", "oxo xxo oxo", 0 },
+	{ "PAT only\n", 1, "V", 1, "oxo xxx oxx", "oxo oxo oxo", 0 },
+	{ "PAT only\n", 0, "V-other", 1, "xxx xxx oxx", "oxo oxo oxo", 0 },
 	/* a rule after "only" is ignored (the manual: "only" is valid only as the last entry) */
-	{ "PAT only\nPAT false\n", 1, "V", 1, "oxo xxx oxx", "oxo xxo oxo", 0 },
-	{ "PAT only\n0.0.0.0/0 true\n::/0 true\n#blank true\n", 0, "V-other", 1, "xxx xxx oxx", "oxo xxo oxo", 0 },
+	{ "PAT only\nPAT false\n", 1, "V", 1, "oxo xxx oxx", "oxo oxo oxo", 0 },
+	{ "PAT only\n0.0.0.0/0 true\n::/0 true\n#blank true\n", 0, "V-other", 1, "xxx xxx oxx", "oxo oxo oxo", 0 },
 	/* the rule decides only when it is first to match */
-	{ "# header\n\nPAT norelay\nPAT false\n", 1, "IV", 3, "oxx xxx oxx", "oxo xxo oxo", 0 },
+	{ "# header\n\nPAT norelay\nPAT false\n", 1, "IV", 3, "oxx xxx oxx", "oxo oxo oxo", 0 },
 };
 
 /* Pattern variants: a pattern, and a client/sender that matches it and one that does not. */
@@ -173,7 +174,8 @@ static void test_reasons(void **state)
 		{ "", "10.0.0.1", SENDER_EXTERNAL, RCPT_CLASS_LOCAL_NO_ACCOUNT, 0, "unknown local user" },
 		{ "", "10.0.0.1", SENDER_EXTERNAL, RCPT_CLASS_LOCAL_NO_ACCOUNT, 1, "unknown local user" },
 		{ "", "10.0.0.1", SENDER_LOCAL_NO_ACCOUNT, RCPT_CLASS_LOCAL_ACCOUNT, 0, "local sender without account" },
-		{ "", "10.0.0.1", SENDER_LOCAL_NO_ACCOUNT, RCPT_CLASS_LOCAL_ACCOUNT, 1, "local sender without account" },
+		{ "10.0.0.1 norelay,0", "10.0.0.1", SENDER_LOCAL_NO_ACCOUNT, RCPT_CLASS_LOCAL_ACCOUNT, 1,
+		    "local sender without account" },
 		{ "10.0.0.1 false", "10.0.0.1", SENDER_LOCAL_ACCOUNT, RCPT_CLASS_LOCAL_ACCOUNT, 1, "access denied by rule" },
 		{ "10.0.0.1 false", "10.0.0.1", SENDER_EXTERNAL, RCPT_CLASS_LOCAL_NO_ACCOUNT, 0, "access denied by rule" },
 		{ "10.0.0.1 norelay", "10.0.0.1", SENDER_LOCAL_ACCOUNT, RCPT_CLASS_EXTERNAL, 0, "relaying denied" },
