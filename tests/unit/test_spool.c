@@ -337,6 +337,59 @@ static void test_recover(void **state)
 	assert_int_equal(spool_list(&f->a, SPOOL_INCOMING, collect_cb, &c), 0);
 }
 
+/* Spent files are reused: same inode, a new name, old bytes until overwritten. */
+static void test_recycling(void **state)
+{
+	struct fixture *f = *state;
+	char qid[QID_MAX], qid2[QID_MAX];
+	int fd;
+	assert_int_equal(spool_enable_recycling(&f->a, 2), 0);
+	assert_int_equal(spool_create(&f->a, qid, &fd), 0);
+	put(fd, "first message");
+	struct stat st1, st2;
+	assert_int_equal(fstat(fd, &st1), 0);
+	assert_int_equal(spool_commit(&f->a, qid, fd), 0);
+	close(fd);
+	assert_int_equal(spool_remove(&f->a, qid), 0);
+	assert_false(exists(f, "active/mx1", qid));
+	assert_int_equal(f->a.nfree, 1);
+
+	assert_int_equal(spool_create(&f->a, qid2, &fd), 0);
+	assert_string_not_equal(qid, qid2);
+	assert_int_equal(f->a.nfree, 0);
+	assert_int_equal(fstat(fd, &st2), 0);
+	assert_int_equal(st1.st_ino, st2.st_ino);
+	assert_true(exists(f, "incoming", qid2));
+	/* Writers start at offset 0 and truncate to their length. */
+	assert_int_equal(lseek(fd, 0, SEEK_CUR), 0);
+	put(fd, "2nd");
+	assert_int_equal(ftruncate(fd, 3), 0);
+	char b[16] = "";
+	assert_int_equal(pread(fd, b, sizeof(b), 0), 3);
+	assert_memory_equal(b, "2nd", 3);
+	/* An aborted file goes back to the pool. */
+	close(fd);
+	assert_int_equal(spool_abort(&f->a, qid2), 0);
+	assert_int_equal(f->a.nfree, 1);
+
+	/* The pool is bounded: beyond max, spent files are unlinked. */
+	char q[4][QID_MAX];
+	int fds[4];
+	for (int i = 0; i < 4; i++) {
+		assert_int_equal(spool_create(&f->a, q[i], &fds[i]), 0);
+		close(fds[i]);
+	}
+	for (int i = 0; i < 4; i++)
+		assert_int_equal(spool_abort(&f->a, q[i]), 0);
+	assert_int_equal(f->a.nfree, 2);
+
+	/* A restart finds the pool again. */
+	spool_close(&f->a);
+	assert_int_equal(spool_open(&f->a, f->dir, "mx1", 0), 0);
+	assert_int_equal(spool_enable_recycling(&f->a, 8), 0);
+	assert_int_equal(f->a.nfree, 2);
+}
+
 static void test_qid_valid(void **state)
 {
 	(void)state;
@@ -423,6 +476,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_bad_names, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_list, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_recover, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_recycling, setup, teardown),
 		cmocka_unit_test(test_qid_valid),
 		cmocka_unit_test(test_qid_unique),
 	};
