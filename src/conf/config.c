@@ -123,7 +123,7 @@ static const struct param params[] = {
 	  "Maildir of an account: %USERNAME%, %DOMAIN% and %HOME% are replaced (L3)." },
 	{ "mailbox_size_limit", P_SIZE, "0", F(mailbox_size_limit), 0, LONG_MAX, NULL,
 	  "Global mailbox quota in bytes; 0 = unlimited. A per-account or per-domain limit takes precedence." },
-	{ "deliver_processes", P_INT, "2", F(deliver_processes), 1, 64, NULL,
+	{ "deliver_processes", P_INT, "4", F(deliver_processes), 1, 64, NULL,
 	  "Number of local delivery processes working in parallel." },
 	{ "retry_interval", P_TIME, "120", F(retry_interval), 1, 86400, NULL,
 	  "Seconds before a temporarily failed delivery is tried again (the manual's default, 120 s); doubled per attempt up to one hour." },
