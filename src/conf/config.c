@@ -440,6 +440,10 @@ static int finish(struct config *c, const char *path, struct buf *errors)
 				problems++;
 			}
 	}
+	if (c->dnsbl.n > 16) {
+		buf_appendf(errors, "%s: dnsbl: at most 16 lists\n", path);
+		problems++;
+	}
 	if (c->dns_servers.n > 3) {
 		buf_appendf(errors, "%s: dns_servers: at most 3 servers\n", path);
 		problems++;

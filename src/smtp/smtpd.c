@@ -187,6 +187,12 @@ static void on_sighup(evutil_socket_t sig, short what, void *arg)
 	sd->relay = l.relay;
 	sd->secrets = l.secrets;
 	sd->received_template = l.tmpl;
+	if (cfg->dnsbl.n && !sd->dns) {
+		/* Block lists switched on by this reload; dns_servers changes need a restart. */
+		sd->dns = dns_new(sd->base, cfg->dns_servers.v, cfg->dns_servers.n, (int)cfg->dns_timeout * 1000);
+		if (!sd->dns)
+			log_warnx("event=dnsbl_unavailable reason=dns_init");
+	}
 	log_info("event=reloaded accounts=%zu domains=%zu aliases=%zu relay_rules=%zu", l.tables->accounts.n,
 	    l.tables->domains.n, l.tables->aliases.n, l.relay->n);
 }
