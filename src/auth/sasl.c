@@ -587,68 +587,42 @@ static void secrets_add(struct secret_table *t, const char *addr, const char *se
 	t->n++;
 }
 
-static int load_error(struct buf *errors, const char *path, int line, const char *msg)
+/* One line of the secrets table: "user@domain<TAB>secret". */
+static void secrets_line(struct table_lines *tl, char *line, void *ctx)
 {
-	buf_appendf(errors, "%s:%d: %s\n", path, line, msg);
-	return 1;
+	struct secret_table *t = ctx;
+	const char *p = line;
+
+	while (*p == ' ' || *p == '\t')
+		p++;
+	if (*p == '\0' || *p == '#')
+		return;
+	char *tab = strchr(line, '\t');
+	if (tab == NULL) {
+		tablefile_err(tl, "%s", "expected \"user@domain<TAB>secret\"");
+		return;
+	}
+	*tab = '\0';
+	const char *secret = tab + 1;
+	if (!addr_ok(line)) {
+		tablefile_err(tl, "%s", "invalid address (want user@domain)");
+		return;
+	}
+	if (!secret_ok(secret)) {
+		tablefile_err(tl, "%s", "empty secret or control characters in it");
+		return;
+	}
+	if (secrets_find(t, line) != NULL) {
+		tablefile_err(tl, "%s", "duplicate address");
+		return;
+	}
+	secrets_add(t, line, secret);
 }
 
 int secrets_load(struct secret_table *t, const char *path, struct buf *errors)
 {
-	char line[TABLE_LINE_MAX];
-	int lineno = 0, nerr = 0;
-	enum table_line r;
-
 	memset(t, 0, sizeof(*t));
-	FILE *fp = fopen(path, "re");
-	if (fp == NULL) {
-		if (errno == ENOENT)
-			return 0;
-		buf_appendf(errors, "%s: %s\n", path, strerror(errno));
-		return 1;
-	}
-	while ((r = tablefile_getline(fp, line, sizeof(line), &lineno)) != TABLE_LINE_EOF) {
-		if (r == TABLE_LINE_TOO_LONG) {
-			nerr += load_error(errors, path, lineno, "line too long");
-			continue;
-		}
-		if (r == TABLE_LINE_NUL) {
-			nerr += load_error(errors, path, lineno, "NUL byte in line");
-			continue;
-		}
-		const char *p = line;
-		while (*p == ' ' || *p == '\t')
-			p++;
-		if (*p == '\0' || *p == '#')
-			continue;
-		char *tab = strchr(line, '\t');
-		if (tab == NULL) {
-			nerr += load_error(errors, path, lineno, "expected \"user@domain<TAB>secret\"");
-			continue;
-		}
-		*tab = '\0';
-		const char *secret = tab + 1;
-		if (!addr_ok(line)) {
-			nerr += load_error(errors, path, lineno, "invalid address (want user@domain)");
-			continue;
-		}
-		if (!secret_ok(secret)) {
-			nerr += load_error(errors, path, lineno, "empty secret or control characters in it");
-			continue;
-		}
-		if (secrets_find(t, line) != NULL) {
-			nerr += load_error(errors, path, lineno, "duplicate address");
-			continue;
-		}
-		secrets_add(t, line, secret);
-	}
-	OPENSSL_cleanse(line, sizeof(line));
-	if (ferror(fp)) {
-		buf_appendf(errors, "%s: read error\n", path);
-		nerr++;
-	}
-	fclose(fp);
-	return nerr;
+	return tablefile_load(path, errors, secrets_line, t);
 }
 
 void secrets_free(struct secret_table *t)

@@ -11,7 +11,6 @@
 #include <ctype.h>
 #include <errno.h>
 #include <limits.h>
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -245,32 +244,11 @@ static int parse_limit(const char *s, long *out)
 	return 0;
 }
 
-struct line_ctx {
-	const char *file;
-	int line;
-	struct buf *errors;
-	int nerr;
-};
-
-static void err(struct line_ctx *lc, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void err(struct line_ctx *lc, const char *fmt, ...)
-{
-	va_list ap;
-
-	buf_appendf(lc->errors, "%s:%d: ", lc->file, lc->line);
-	va_start(ap, fmt);
-	buf_vappendf(lc->errors, fmt, ap);
-	va_end(ap);
-	buf_putc(lc->errors, '\n');
-	lc->nerr++;
-}
-
 /*
  * Split a line of the manual's format and check every column except the
  * password and the domain's existence.  a's strings point into line.
  */
-static int parse_columns(struct line_ctx *lc, char *line, struct account *a)
+static int parse_columns(struct table_lines *lc, char *line, struct account *a)
 {
 	char *col[ACCOUNT_COLUMNS + 1];
 	size_t n = 0;
@@ -287,7 +265,7 @@ static int parse_columns(struct line_ctx *lc, char *line, struct account *a)
 	}
 	/* The mailbox limit came late to the format: 7 columns mean "no limit". */
 	if (n < ACCOUNT_COLUMNS - 1 || n > ACCOUNT_COLUMNS) {
-		err(lc, "expected %d TAB-separated columns, got %s%zu", ACCOUNT_COLUMNS,
+		tablefile_err(lc, "expected %d TAB-separated columns, got %s%zu", ACCOUNT_COLUMNS,
 		    n > ACCOUNT_COLUMNS ? "more than " : "", n > ACCOUNT_COLUMNS ? n - 1 : n);
 		return -1;
 	}
@@ -300,23 +278,23 @@ static int parse_columns(struct line_ctx *lc, char *line, struct account *a)
 	a->line = lc->line;
 	lower(a->domain);
 	if (!account_name_valid(a->name)) {
-		err(lc, "invalid account name \"%s\"", a->name);
+		tablefile_err(lc, "invalid account name \"%s\"", a->name);
 		return -1;
 	}
 	if (!domain_name_valid(a->domain)) {
-		err(lc, "invalid domain name \"%s\"", a->domain);
+		tablefile_err(lc, "invalid domain name \"%s\"", a->domain);
 		return -1;
 	}
 	if (parse_flag(col[5], &a->smtp_auth) < 0) {
-		err(lc, "SMTP-auth flag must be 0 or 1, got \"%s\"", col[5]);
+		tablefile_err(lc, "SMTP-auth flag must be 0 or 1, got \"%s\"", col[5]);
 		return -1;
 	}
 	if (parse_flag(col[6], &a->apop) < 0) {
-		err(lc, "APOP flag must be 0 or 1, got \"%s\"", col[6]);
+		tablefile_err(lc, "APOP flag must be 0 or 1, got \"%s\"", col[6]);
 		return -1;
 	}
 	if (n == ACCOUNT_COLUMNS && parse_limit(col[7], &a->mailbox_limit) < 0) {
-		err(lc, "mailbox limit must be a non-negative number of bytes, got \"%s\"", col[7]);
+		tablefile_err(lc, "mailbox limit must be a non-negative number of bytes, got \"%s\"", col[7]);
 		return -1;
 	}
 	return 0;
@@ -327,63 +305,43 @@ static int skip_line(const char *line)
 	return line[0] == '\0' || line[0] == '#';
 }
 
-static void read_error(struct line_ctx *lc, enum table_line r)
+static void parse_line(struct table_lines *lc, char *line, void *ctx)
 {
-	err(lc, "%s", r == TABLE_LINE_TOO_LONG ? "line too long" : "NUL byte in line");
+	struct account_table *t = ctx;
+	struct account a;
+
+	if (skip_line(line) || parse_columns(lc, line, &a) < 0)
+		return;
+	if (!password_is_hash(a.password)) {
+		tablefile_err(lc, "password of %s@%s is not a crypt hash (plain passwords go through "
+		    "tsubamectl account import)", a.name, a.domain);
+		return;
+	}
+	size_t pos = find_pos(t, a.name, a.domain);
+	if (pos != (size_t)-1) {
+		tablefile_err(lc, "duplicate account %s@%s (first on line %d)", a.name, a.domain, t->v[pos].line);
+		return;
+	}
+	struct account c = copy_account(&a);
+	append(t, &c);
 }
 
 int accounts_parse(struct account_table *t, FILE *fp, const char *name, struct buf *errors)
 {
-	char line[TABLE_LINE_MAX];
-	struct line_ctx lc = { .file = name, .errors = errors };
-	enum table_line r;
-	struct account a;
+	int n = tablefile_parse(fp, name, errors, parse_line, t);
 
-	while ((r = tablefile_getline(fp, line, sizeof(line), &lc.line)) != TABLE_LINE_EOF) {
-		if (r != TABLE_LINE_OK) {
-			read_error(&lc, r);
-			continue;
-		}
-		if (skip_line(line) || parse_columns(&lc, line, &a) < 0)
-			continue;
-		if (!password_is_hash(a.password)) {
-			err(&lc, "password of %s@%s is not a crypt hash (plain passwords go through "
-			    "tsubamectl account import)", a.name, a.domain);
-			continue;
-		}
-		size_t pos = find_pos(t, a.name, a.domain);
-		if (pos != (size_t)-1) {
-			err(&lc, "duplicate account %s@%s (first on line %d)", a.name, a.domain, t->v[pos].line);
-			continue;
-		}
-		struct account c = copy_account(&a);
-		append(t, &c);
-	}
-	explicit_bzero(line, sizeof(line));
-	if (ferror(fp)) {
-		buf_appendf(errors, "%s: read error\n", name);
-		lc.nerr++;
-	}
 	if (t->index == NULL)
 		index_rebuild(t);
-	return lc.nerr;
+	return n;
 }
 
 int accounts_load(struct account_table *t, const char *path, struct buf *errors)
 {
-	FILE *fp = fopen(path, "re");
+	/* A missing file is an empty table, and an empty table is indexed too. */
+	int n = tablefile_load(path, errors, parse_line, t);
 
-	if (fp == NULL) {
-		if (errno == ENOENT) {
-			if (t->index == NULL)
-				index_rebuild(t);
-			return 0;
-		}
-		buf_appendf(errors, "%s: %s\n", path, strerror(errno));
-		return 1;
-	}
-	int n = accounts_parse(t, fp, path, errors);
-	fclose(fp);
+	if (t->index == NULL)
+		index_rebuild(t);
 	return n;
 }
 
@@ -394,75 +352,75 @@ int accounts_import(struct account_table *t, const struct domain_table *domains,
 	return accounts_import_counted(t, domains, fp, name, errors, &imported);
 }
 
+struct import_ctx {
+	struct account_table *t;
+	const struct domain_table *domains;
+	size_t *count; /* accounts per domain, by position in domains->v */
+	size_t *imported;
+};
+
+static void import_line(struct table_lines *lc, char *line, void *ctx)
+{
+	struct import_ctx *ic = ctx;
+	struct account a;
+
+	if (skip_line(line) || parse_columns(lc, line, &a) < 0)
+		return;
+	const struct domain *d = domains_find(ic->domains, a.domain);
+	if (d == NULL) {
+		tablefile_err(lc, "domain \"%s\" does not exist", a.domain);
+		return;
+	}
+	a.domain = d->name; /* a host alias stands for its domain */
+	size_t di = (size_t)(d - ic->domains->v);
+	size_t pos = find_pos(ic->t, a.name, a.domain);
+	if (pos == (size_t)-1 && d->max_accounts > 0 && ic->count[di] >= (size_t)d->max_accounts) {
+		tablefile_err(lc, "domain %s is full (max_accounts=%ld)", d->name, d->max_accounts);
+		return;
+	}
+	char *hash = NULL;
+	if (a.password[0] == '\0') {
+		tablefile_err(lc, "empty password for %s@%s", a.name, a.domain);
+		return;
+	}
+	if (!password_is_hash(a.password)) {
+		hash = password_hash(a.password);
+		if (hash == NULL) {
+			tablefile_err(lc, "cannot hash the password for %s@%s", a.name, a.domain);
+			return;
+		}
+		a.password = hash;
+	}
+	struct account c = copy_account(&a);
+	free(hash);
+	if (pos != (size_t)-1) {
+		/* Existing accounts are replaced in place: the file keeps its order. */
+		c.line = ic->t->v[pos].line;
+		account_free(&ic->t->v[pos]);
+		ic->t->v[pos] = c;
+	} else {
+		append(ic->t, &c);
+		ic->count[di]++;
+	}
+	(*ic->imported)++;
+}
+
 int accounts_import_counted(struct account_table *t, const struct domain_table *domains, FILE *fp,
     const char *name, struct buf *errors, size_t *imported)
 {
-	char line[TABLE_LINE_MAX];
-	struct line_ctx lc = { .file = name, .errors = errors };
-	enum table_line r;
-	struct account a;
 	/* Accounts per domain, counted once: a 100k-line import must not rescan the table per line. */
-	size_t *count = xcalloc(domains->n + 1, sizeof(*count));
+	struct import_ctx ic = { .t = t, .domains = domains, .count = xcalloc(domains->n + 1, sizeof(size_t)),
+		.imported = imported };
 
 	*imported = 0;
-
 	for (size_t i = 0; i < t->n; i++) {
 		const struct domain *d = domains_find(domains, t->v[i].domain);
 		if (d)
-			count[d - domains->v]++;
+			ic.count[d - domains->v]++;
 	}
-	while ((r = tablefile_getline(fp, line, sizeof(line), &lc.line)) != TABLE_LINE_EOF) {
-		if (r != TABLE_LINE_OK) {
-			read_error(&lc, r);
-			continue;
-		}
-		if (skip_line(line) || parse_columns(&lc, line, &a) < 0)
-			continue;
-		const struct domain *d = domains_find(domains, a.domain);
-		if (d == NULL) {
-			err(&lc, "domain \"%s\" does not exist", a.domain);
-			continue;
-		}
-		a.domain = d->name; /* a host alias stands for its domain */
-		size_t di = (size_t)(d - domains->v);
-		size_t pos = find_pos(t, a.name, a.domain);
-		if (pos == (size_t)-1 && d->max_accounts > 0 && count[di] >= (size_t)d->max_accounts) {
-			err(&lc, "domain %s is full (max_accounts=%ld)", d->name, d->max_accounts);
-			continue;
-		}
-		char *hash = NULL;
-		if (a.password[0] == '\0') {
-			err(&lc, "empty password for %s@%s", a.name, a.domain);
-			continue;
-		}
-		if (!password_is_hash(a.password)) {
-			hash = password_hash(a.password);
-			if (hash == NULL) {
-				err(&lc, "cannot hash the password for %s@%s", a.name, a.domain);
-				continue;
-			}
-			a.password = hash;
-		}
-		struct account c = copy_account(&a);
-		free(hash);
-		if (pos != (size_t)-1) {
-			/* Existing accounts are replaced in place: the file keeps its order. */
-			c.line = t->v[pos].line;
-			account_free(&t->v[pos]);
-			t->v[pos] = c;
-		} else {
-			append(t, &c);
-			count[di]++;
-		}
-		(*imported)++;
-	}
-	explicit_bzero(line, sizeof(line));
-	free(count);
-	if (ferror(fp)) {
-		buf_appendf(errors, "%s: read error\n", name);
-		lc.nerr++;
-	}
-	return lc.nerr;
+	int n = tablefile_parse(fp, name, errors, import_line, &ic);
+	free(ic.count);
+	return n;
 }
 
 static void write_account(FILE *fp, const struct account *a)

@@ -7,8 +7,6 @@
 #include "local/aliases.h"
 
 #include <ctype.h>
-#include <errno.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -21,27 +19,6 @@
 #define ADDR_MAX 512 /* sizeof(struct alias_result.dest) */
 /* Diamonds in the alias graph (a->b,c; b->d; c->d ...) multiply the work; bound it. */
 #define ALIAS_MAX_EXPANSIONS 1024
-
-struct line_ctx {
-	const char *file;
-	int line;
-	struct buf *errors;
-	int nerr;
-};
-
-static void err(struct line_ctx *lc, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void err(struct line_ctx *lc, const char *fmt, ...)
-{
-	va_list ap;
-
-	buf_appendf(lc->errors, "%s:%d: ", lc->file, lc->line);
-	va_start(ap, fmt);
-	buf_vappendf(lc->errors, fmt, ap);
-	va_end(ap);
-	buf_putc(lc->errors, '\n');
-	lc->nerr++;
-}
 
 static void lower(char *s)
 {
@@ -64,45 +41,46 @@ void aliases_free(struct alias_table *t)
  * Check one side of an alias line: "local@domain", a domain being required (the
  * manual's "×" examples), '*' allowed once and only in the local part.
  */
-static int check_address(struct line_ctx *lc, const char *what, char *addr)
+static int check_address(struct table_lines *lc, const char *what, char *addr)
 {
 	char *at = strrchr(addr, '@');
 
 	if (at == NULL || at[1] == '\0') {
-		err(lc, "%s \"%s\" has no domain", what, addr);
+		tablefile_err(lc, "%s \"%s\" has no domain", what, addr);
 		return -1;
 	}
 	if (at == addr) {
-		err(lc, "%s \"%s\" has no local part", what, addr);
+		tablefile_err(lc, "%s \"%s\" has no local part", what, addr);
 		return -1;
 	}
 	if (memchr(addr, '@', (size_t)(at - addr)) != NULL) {
-		err(lc, "%s \"%s\" has more than one '@'", what, addr);
+		tablefile_err(lc, "%s \"%s\" has more than one '@'", what, addr);
 		return -1;
 	}
 	if (strchr(at + 1, '*') != NULL) {
-		err(lc, "%s \"%s\": '*' is allowed in the local part only", what, addr);
+		tablefile_err(lc, "%s \"%s\": '*' is allowed in the local part only", what, addr);
 		return -1;
 	}
 	lower(at + 1);
 	if (!domain_name_valid(at + 1)) {
-		err(lc, "%s \"%s\" has an invalid domain", what, addr);
+		tablefile_err(lc, "%s \"%s\" has an invalid domain", what, addr);
 		return -1;
 	}
 	char *star = strchr(addr, '*');
 	if (star && strchr(star + 1, '*') != NULL) {
-		err(lc, "%s \"%s\" has more than one '*'", what, addr);
+		tablefile_err(lc, "%s \"%s\" has more than one '*'", what, addr);
 		return -1;
 	}
 	if (at - addr >= ADDR_MAX / 2 || strlen(addr) >= ADDR_MAX) {
-		err(lc, "%s \"%.40s...\" is too long", what, addr);
+		tablefile_err(lc, "%s \"%.40s...\" is too long", what, addr);
 		return -1;
 	}
 	return 0;
 }
 
-static void parse_line(struct line_ctx *lc, struct alias_table *t, char *line)
+static void parse_line(struct table_lines *lc, char *line, void *ctx)
 {
+	struct alias_table *t = ctx;
 	char *f[3];
 	size_t nf = tablefile_split_ws(line, f, 3);
 	int rewrite = -1;
@@ -110,13 +88,13 @@ static void parse_line(struct line_ctx *lc, struct alias_table *t, char *line)
 	if (nf == 0 || f[0][0] == '#')
 		return;
 	if (nf != 2) {
-		err(lc, "expected \"alias target[,0|,1]\", got %zu field%s", nf, nf == 1 ? "" : "s");
+		tablefile_err(lc, "expected \"alias target[,0|,1]\", got %zu field%s", nf, nf == 1 ? "" : "s");
 		return;
 	}
 	char *comma = strchr(f[1], ',');
 	if (comma) {
 		if ((comma[1] != '0' && comma[1] != '1') || comma[2] != '\0') {
-			err(lc, "bad rewrite flag \"%s\" (expected ,0 or ,1)", comma);
+			tablefile_err(lc, "bad rewrite flag \"%s\" (expected ,0 or ,1)", comma);
 			return;
 		}
 		rewrite = comma[1] - '0';
@@ -125,7 +103,7 @@ static void parse_line(struct line_ctx *lc, struct alias_table *t, char *line)
 	if (check_address(lc, "alias", f[0]) < 0 || check_address(lc, "target", f[1]) < 0)
 		return;
 	if (strchr(f[1], '*') && !strchr(f[0], '*')) {
-		err(lc, "target \"%s\" has a '*' but alias \"%s\" has none", f[1], f[0]);
+		tablefile_err(lc, "target \"%s\" has a '*' but alias \"%s\" has none", f[1], f[0]);
 		return;
 	}
 	lower(f[0]);
@@ -136,38 +114,12 @@ static void parse_line(struct line_ctx *lc, struct alias_table *t, char *line)
 
 int aliases_parse(struct alias_table *t, FILE *fp, const char *name, struct buf *errors)
 {
-	char line[TABLE_LINE_MAX];
-	struct line_ctx lc = { .file = name, .errors = errors };
-	enum table_line r;
-
-	while ((r = tablefile_getline(fp, line, sizeof(line), &lc.line)) != TABLE_LINE_EOF) {
-		if (r == TABLE_LINE_TOO_LONG)
-			err(&lc, "%s", "line too long");
-		else if (r == TABLE_LINE_NUL)
-			err(&lc, "%s", "NUL byte in line");
-		else
-			parse_line(&lc, t, line);
-	}
-	if (ferror(fp)) {
-		buf_appendf(errors, "%s: read error\n", name);
-		lc.nerr++;
-	}
-	return lc.nerr;
+	return tablefile_parse(fp, name, errors, parse_line, t);
 }
 
 int aliases_load(struct alias_table *t, const char *path, struct buf *errors)
 {
-	FILE *fp = fopen(path, "re");
-
-	if (fp == NULL) {
-		if (errno == ENOENT)
-			return 0;
-		buf_appendf(errors, "%s: %s\n", path, strerror(errno));
-		return 1;
-	}
-	int n = aliases_parse(t, fp, path, errors);
-	fclose(fp);
-	return n;
+	return tablefile_load(path, errors, parse_line, t);
 }
 
 /* ---- resolution ---- */

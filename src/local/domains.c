@@ -8,7 +8,6 @@
 #include <ctype.h>
 #include <errno.h>
 #include <limits.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -119,54 +118,33 @@ static void append(struct domain_table *t, struct domain *d)
 	t->v[t->n++] = *d;
 }
 
-struct line_ctx {
-	const char *file;
-	int line;
-	struct buf *errors;
-	int nerr;
-};
-
-static void err(struct line_ctx *lc, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void err(struct line_ctx *lc, const char *fmt, ...)
-{
-	va_list ap;
-
-	buf_appendf(lc->errors, "%s:%d: ", lc->file, lc->line);
-	va_start(ap, fmt);
-	buf_vappendf(lc->errors, fmt, ap);
-	va_end(ap);
-	buf_putc(lc->errors, '\n');
-	lc->nerr++;
-}
-
-static int parse_aliases(struct line_ctx *lc, const struct domain_table *t, struct domain *d, char *list)
+static int parse_aliases(struct table_lines *lc, const struct domain_table *t, struct domain *d, char *list)
 {
 	char *save = NULL;
 
 	if (*list == '\0') {
-		err(lc, "%s", "empty aliases= value");
+		tablefile_err(lc, "%s", "empty aliases= value");
 		return -1;
 	}
 	if (list[strlen(list) - 1] == ',' || list[0] == ',' || strstr(list, ",,")) {
-		err(lc, "empty name in aliases=%s", list);
+		tablefile_err(lc, "empty name in aliases=%s", list);
 		return -1;
 	}
 	for (char *a = strtok_r(list, ",", &save); a; a = strtok_r(NULL, ",", &save)) {
 		lower(a);
 		if (!domain_name_valid(a)) {
-			err(lc, "invalid host alias \"%s\"", a);
+			tablefile_err(lc, "invalid host alias \"%s\"", a);
 			return -1;
 		}
 		int dup = strcmp(a, d->name) == 0 || name_taken(t, a);
 		for (size_t i = 0; i < d->naliases && !dup; i++)
 			dup = strcmp(d->aliases[i], a) == 0;
 		if (dup) {
-			err(lc, "duplicate domain or host alias \"%s\"", a);
+			tablefile_err(lc, "duplicate domain or host alias \"%s\"", a);
 			return -1;
 		}
 		if (d->naliases >= DOMAIN_MAX_ALIASES) {
-			err(lc, "%s", "too many host aliases");
+			tablefile_err(lc, "%s", "too many host aliases");
 			return -1;
 		}
 		d->aliases = xreallocarray(d->aliases, d->naliases + 1, sizeof(*d->aliases));
@@ -175,33 +153,34 @@ static int parse_aliases(struct line_ctx *lc, const struct domain_table *t, stru
 	return 0;
 }
 
-static int parse_line(struct line_ctx *lc, struct domain_table *t, char *line)
+static void parse_line(struct table_lines *lc, char *line, void *ctx)
 {
+	struct domain_table *t = ctx;
 	char *f[DOMAIN_MAX_FIELDS + 1];
 	size_t nf = tablefile_split_ws(line, f, DOMAIN_MAX_FIELDS + 1);
 	struct domain d = { .line = lc->line };
 	int seen_aliases = 0;
 
 	if (nf == 0 || f[0][0] == '#')
-		return 0;
+		return;
 	if (nf > DOMAIN_MAX_FIELDS) {
-		err(lc, "%s", "too many fields");
-		return -1;
+		tablefile_err(lc, "%s", "too many fields");
+		return;
 	}
 	lower(f[0]);
 	if (!domain_name_valid(f[0])) {
-		err(lc, "invalid domain name \"%s\"", f[0]);
-		return -1;
+		tablefile_err(lc, "invalid domain name \"%s\"", f[0]);
+		return;
 	}
 	if (name_taken(t, f[0])) {
-		err(lc, "duplicate domain or host alias \"%s\"", f[0]);
-		return -1;
+		tablefile_err(lc, "duplicate domain or host alias \"%s\"", f[0]);
+		return;
 	}
 	d.name = xstrdup(f[0]);
 	for (size_t i = 1; i < nf; i++) {
 		char *eq = strchr(f[i], '=');
 		if (eq == NULL) {
-			err(lc, "expected key=value, got \"%s\"", f[i]);
+			tablefile_err(lc, "expected key=value, got \"%s\"", f[i]);
 			goto fail;
 		}
 		*eq = '\0';
@@ -211,7 +190,7 @@ static int parse_line(struct line_ctx *lc, struct domain_table *t, char *line)
 		int size = 0;
 		if (strcmp(key, "aliases") == 0) {
 			if (seen_aliases++) {
-				err(lc, "%s", "aliases= given twice");
+				tablefile_err(lc, "%s", "aliases= given twice");
 				goto fail;
 			}
 			if (parse_aliases(lc, t, &d, val) < 0)
@@ -228,55 +207,28 @@ static int parse_line(struct line_ctx *lc, struct domain_table *t, char *line)
 			num = &d.max_message_size;
 			size = 1;
 		} else {
-			err(lc, "unknown key \"%s\"", key);
+			tablefile_err(lc, "unknown key \"%s\"", key);
 			goto fail;
 		}
 		if (domain_parse_number(val, size, num) < 0) {
-			err(lc, "bad number for %s: \"%s\"", key, val);
+			tablefile_err(lc, "bad number for %s: \"%s\"", key, val);
 			goto fail;
 		}
 	}
 	append(t, &d);
-	return 0;
+	return;
 fail:
 	domain_free(&d);
-	return -1;
 }
 
 int domains_parse(struct domain_table *t, FILE *fp, const char *name, struct buf *errors)
 {
-	char line[TABLE_LINE_MAX];
-	struct line_ctx lc = { .file = name, .errors = errors };
-	enum table_line r;
-
-	while ((r = tablefile_getline(fp, line, sizeof(line), &lc.line)) != TABLE_LINE_EOF) {
-		if (r == TABLE_LINE_TOO_LONG)
-			err(&lc, "%s", "line too long");
-		else if (r == TABLE_LINE_NUL)
-			err(&lc, "%s", "NUL byte in line");
-		else
-			parse_line(&lc, t, line);
-	}
-	if (ferror(fp)) {
-		buf_appendf(errors, "%s: read error\n", name);
-		lc.nerr++;
-	}
-	return lc.nerr;
+	return tablefile_parse(fp, name, errors, parse_line, t);
 }
 
 int domains_load(struct domain_table *t, const char *path, struct buf *errors)
 {
-	FILE *fp = fopen(path, "re");
-
-	if (fp == NULL) {
-		if (errno == ENOENT)
-			return 0;
-		buf_appendf(errors, "%s: %s\n", path, strerror(errno));
-		return 1;
-	}
-	int n = domains_parse(t, fp, path, errors);
-	fclose(fp);
-	return n;
+	return tablefile_load(path, errors, parse_line, t);
 }
 
 static int write_domains(FILE *fp, const void *ctx)

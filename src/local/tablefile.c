@@ -1,5 +1,5 @@
 /*
- * tablefile: bounded line reading and atomic rewrite for the local tables.
+ * tablefile: bounded line reading, loading and atomic rewrite for the table files.
  * It trusts nothing in the files it reads: lines are bounded, NULs are reported.
  */
 #include "local/tablefile.h"
@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -39,6 +40,55 @@ enum table_line tablefile_getline(FILE *fp, char *line, size_t sz, int *lineno)
 	if (toolong)
 		return TABLE_LINE_TOO_LONG;
 	return nul ? TABLE_LINE_NUL : TABLE_LINE_OK;
+}
+
+void tablefile_err(struct table_lines *tl, const char *fmt, ...)
+{
+	va_list ap;
+
+	buf_appendf(tl->errors, "%s:%d: ", tl->file, tl->line);
+	va_start(ap, fmt);
+	buf_vappendf(tl->errors, fmt, ap);
+	va_end(ap);
+	buf_putc(tl->errors, '\n');
+	tl->nerr++;
+}
+
+int tablefile_parse(FILE *fp, const char *name, struct buf *errors, table_line_fn line_fn, void *ctx)
+{
+	char line[TABLE_LINE_MAX];
+	struct table_lines tl = { .file = name, .errors = errors };
+	enum table_line r;
+
+	while ((r = tablefile_getline(fp, line, sizeof(line), &tl.line)) != TABLE_LINE_EOF) {
+		if (r == TABLE_LINE_TOO_LONG)
+			tablefile_err(&tl, "%s", "line too long");
+		else if (r == TABLE_LINE_NUL)
+			tablefile_err(&tl, "%s", "NUL byte in line");
+		else
+			line_fn(&tl, line, ctx);
+	}
+	explicit_bzero(line, sizeof(line));
+	if (ferror(fp)) {
+		buf_appendf(errors, "%s: read error\n", name);
+		tl.nerr++;
+	}
+	return tl.nerr;
+}
+
+int tablefile_load(const char *path, struct buf *errors, table_line_fn line_fn, void *ctx)
+{
+	FILE *fp = fopen(path, "re");
+
+	if (fp == NULL) {
+		if (errno == ENOENT)
+			return 0;
+		buf_appendf(errors, "%s: %s\n", path, strerror(errno));
+		return 1;
+	}
+	int n = tablefile_parse(fp, path, errors, line_fn, ctx);
+	fclose(fp);
+	return n;
 }
 
 void *tablefile_grow(void *v, size_t n, size_t size)

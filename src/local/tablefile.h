@@ -1,6 +1,7 @@
 /*
- * tablefile: what the local table files (domains, accounts, aliases) share:
- * a bounded line reader and the atomic rewrite used by tsubamectl.
+ * tablefile: what the table files (domains, accounts, aliases, secrets) share:
+ * a bounded line reader, the one loader that reports every bad line as
+ * "file:line: message", and the atomic rewrite used by tsubamectl.
  *
  * A rewrite never leaves a half-written table behind: the new content goes to a
  * temporary file in the same directory, is fsynced, renamed over the old name,
@@ -11,6 +12,8 @@
 
 #include <stddef.h>
 #include <stdio.h>
+
+#include "util/buf.h"
 
 /* Longest table line we accept, newline included; longer lines are errors. */
 #define TABLE_LINE_MAX 4096
@@ -27,6 +30,34 @@ enum table_line {
  * for every physical line read.
  */
 enum table_line tablefile_getline(FILE *fp, char *line, size_t sz, int *lineno);
+
+/* The line being parsed, and where its errors go. */
+struct table_lines {
+	const char *file;
+	int line;
+	struct buf *errors;
+	int nerr;
+};
+
+/* Append "file:line: message\n" to tl->errors and count it. */
+void tablefile_err(struct table_lines *tl, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Parse one good line (NUL-terminated, no newline; may be changed in place). */
+typedef void (*table_line_fn)(struct table_lines *tl, char *line, void *ctx);
+
+/*
+ * Read fp to the end, giving every line to line_fn; a line too long or with a NUL
+ * byte is an error "name:line: ...", a read error "name: read error".  The line
+ * buffer is wiped before returning (tables hold passwords and secrets).
+ * Returns the number of errors.
+ */
+int tablefile_parse(FILE *fp, const char *name, struct buf *errors, table_line_fn line_fn, void *ctx);
+
+/*
+ * tablefile_parse on the file at path.  A missing file is an empty table (0);
+ * a file that cannot be opened is one error "path: reason".
+ */
+int tablefile_load(const char *path, struct buf *errors, table_line_fn line_fn, void *ctx);
 
 /* Writes the whole content to fp; returns 0, or -1 on an error (errno set). */
 typedef int (*table_writer_fn)(FILE *fp, const void *ctx);
