@@ -18,6 +18,8 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include "util/fsutil.h"
+
 #define CHUNK (64 * 1024)
 #define MAILDIR_PATH_MAX 4096
 #define UNIQUE_MAX 256
@@ -163,18 +165,6 @@ static int sysfail(const struct failure *f, const char *op, const char *path)
 	return fail(f, 1, "%s %s: %s", op, path, strerror(errno));
 }
 
-static int fsync_path(const char *dir)
-{
-	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0)
-		return -1;
-	int r = fsync(fd);
-	int saved = errno;
-	close(fd);
-	errno = saved;
-	return r;
-}
-
 /* mkdir -p with mode 0700; a new directory's parent is fsynced so the name survives a crash. */
 static int mkdirs(const char *path, const struct failure *f)
 {
@@ -195,7 +185,7 @@ static int mkdirs(const char *path, const struct failure *f)
 			char *slash = strrchr(p, '/');
 			char save = slash[1];
 			slash[1] = '\0';
-			int r = fsync_path(p);
+			int r = fsync_dir(p);
 			slash[1] = save;
 			if (r < 0)
 				return sysfail(f, "fsync parent of", p);
@@ -430,11 +420,11 @@ int maildir_deliver(const struct maildir_delivery *d, char *why, size_t whysz, i
 		goto failed;
 	}
 	snprintf(dir, sizeof(dir), "%s/new", d->maildir);
-	if (fsync_path(dir) < 0) {
+	if (fsync_dir(dir) < 0) {
 		/* The message is in new/ but maybe not durably: a retry may duplicate, never lose. */
 		int saved = errno;
 		unlink(dst);
-		fsync_path(dir);
+		fsync_dir(dir);
 		errno = saved;
 		return sysfail(&f, "fsync", dir);
 	}

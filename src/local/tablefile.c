@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "util/fsutil.h"
 #include "util/xalloc.h"
 
 enum table_line tablefile_getline(FILE *fp, char *line, size_t sz, int *lineno)
@@ -117,18 +118,6 @@ size_t tablefile_split_ws(char *s, char **fields, size_t max)
 			*p++ = '\0';
 	}
 	return n;
-}
-
-static int fsync_dir(const char *dir)
-{
-	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0)
-		return -1;
-	int r = fsync(fd);
-	int saved = errno;
-	close(fd);
-	errno = saved;
-	return r;
 }
 
 int tablefile_save(const char *path, int secret, table_writer_fn write_fn, const void *ctx)
