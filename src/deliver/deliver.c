@@ -13,6 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "local/reload.h"
 #include "util/log.h"
 #include "util/xalloc.h"
 
@@ -91,27 +92,8 @@ static void on_queue_close(struct ipc_channel *ch, void *arg)
 static void on_sighup(evutil_socket_t sig, short what, void *arg)
 {
 	struct deliver *d = arg;
-	struct config *cfg = xcalloc(1, sizeof(*cfg));
-	struct local_tables *t = xcalloc(1, sizeof(*t));
-	struct buf errors;
-	buf_init(&errors, 64 * 1024);
-	if (config_load(cfg, d->cfg->path, &errors) == 0 && local_tables_load(t, cfg, &errors) == 0) {
-		if (d->cfg != cfg) {
-			config_free(d->cfg);
-			free(d->cfg);
-		}
-		local_tables_free(d->tables);
-		free(d->tables);
-		d->cfg = cfg;
-		d->tables = t;
-	} else {
-		log_warnx("event=reload_failed errors=%s", lq(buf_cstr(&errors)));
-		config_free(cfg);
-		free(cfg);
-		local_tables_free(t);
-		free(t);
-	}
-	buf_free(&errors);
+
+	local_reload(&d->cfg, &d->tables);
 }
 
 static void on_sigterm(evutil_socket_t sig, short what, void *arg)
@@ -130,12 +112,7 @@ int deliver_main(struct config *cfg, int queue_fd, int index)
 	log_set_process(name);
 	signal(SIGPIPE, SIG_IGN);
 	d.cfg = cfg;
-	d.tables = xcalloc(1, sizeof(*d.tables));
-	struct buf errors;
-	buf_init(&errors, 64 * 1024);
-	if (local_tables_load(d.tables, cfg, &errors) != 0)
-		fatalx("event=start_failed errors=%s", lq(buf_cstr(&errors)));
-	buf_free(&errors);
+	d.tables = local_start(cfg);
 	d.base = event_base_new();
 	if (!d.base)
 		fatalx("event=start_failed reason=event_base");
@@ -152,11 +129,6 @@ int deliver_main(struct config *cfg, int queue_fd, int index)
 	event_free(d.ev_sigterm);
 	event_free(d.ev_sigint);
 	event_base_free(d.base);
-	local_tables_free(d.tables);
-	free(d.tables);
-	if (d.cfg != cfg) {
-		config_free(d.cfg);
-		free(d.cfg);
-	}
+	local_release(d.cfg, cfg, d.tables);
 	return 0;
 }

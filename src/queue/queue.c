@@ -20,6 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "local/reload.h"
 #include "util/log.h"
 #include "util/xalloc.h"
 
@@ -525,31 +526,13 @@ static void recover_one(void *arg, const char *qid)
 	queue_admit(q, qid, fd, &env);
 }
 
-static void reload_tables(struct queue *q)
+static void on_sighup(evutil_socket_t sig, short what, void *arg)
 {
-	struct config *cfg = xcalloc(1, sizeof(*cfg));
-	struct local_tables *t = xcalloc(1, sizeof(*t));
-	struct buf errors;
-	buf_init(&errors, 64 * 1024);
-	if (config_load(cfg, q->cfg->path, &errors) == 0 && local_tables_load(t, cfg, &errors) == 0) {
-		config_free(q->cfg);
-		free(q->cfg);
-		local_tables_free(q->tables);
-		free(q->tables);
-		q->cfg = cfg;
-		q->tables = t;
-		log_info("event=reloaded");
-	} else {
-		log_warnx("event=reload_failed errors=%s", lq(buf_cstr(&errors)));
-		config_free(cfg);
-		free(cfg);
-		local_tables_free(t);
-		free(t);
-	}
-	buf_free(&errors);
-}
+	struct queue *q = arg;
 
-static void on_sighup(evutil_socket_t sig, short what, void *arg) { reload_tables(arg); }
+	if (local_reload(&q->cfg, &q->tables) == 0)
+		log_info("event=reloaded");
+}
 
 static void on_sigterm(evutil_socket_t sig, short what, void *arg)
 {
@@ -567,12 +550,7 @@ int queue_main(struct config *cfg, int smtpd_fd, const int *deliver_fds, size_t 
 	log_set_process("queue");
 	signal(SIGPIPE, SIG_IGN);
 	q.cfg = cfg;
-	q.tables = xcalloc(1, sizeof(*q.tables));
-	struct buf errors;
-	buf_init(&errors, 64 * 1024);
-	if (local_tables_load(q.tables, cfg, &errors) != 0)
-		fatalx("event=start_failed errors=%s", lq(buf_cstr(&errors)));
-	buf_free(&errors);
+	q.tables = local_start(cfg);
 	if (spool_open(&q.spool, cfg->work_dir, cfg->node_id, 1) < 0)
 		fatal("event=start_failed reason=spool work_dir=%s", cfg->work_dir);
 	if (spool_enable_recycling(&q.spool, 1024) < 0)
@@ -631,12 +609,7 @@ int queue_main(struct config *cfg, int smtpd_fd, const int *deliver_fds, size_t 
 	event_free(q.ev_sigint);
 	event_base_free(q.base);
 	spool_close(&q.spool);
-	local_tables_free(q.tables);
-	free(q.tables);
-	if (q.cfg != cfg) {
-		config_free(q.cfg);
-		free(q.cfg);
-	}
+	local_release(q.cfg, cfg, q.tables);
 	log_info("event=stopped");
 	return 0;
 }

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "dns/dns.h"
+#include "local/reload.h"
 #include "smtp/smtpd.h"
 #include "tls/tls.h"
 #include "util/log.h"
@@ -134,15 +135,11 @@ static int load_all(struct config *cfg, struct loaded *l, const char *path)
 {
 	struct buf errors;
 	buf_init(&errors, 64 * 1024);
-	int n = 0;
 	memset(l, 0, sizeof(*l));
 	l->tables = xcalloc(1, sizeof(*l->tables));
 	l->relay = xcalloc(1, sizeof(*l->relay));
 	l->secrets = xcalloc(1, sizeof(*l->secrets));
-	if (path)
-		n = config_load(cfg, path, &errors);
-	if (n == 0)
-		n += local_tables_load(l->tables, cfg, &errors);
+	int n = local_load(cfg, path, l->tables, &errors);
 	if (n == 0) {
 		char *rp = config_path(cfg, cfg->relay_rules_file);
 		char *sp = config_path(cfg, cfg->secrets_file);
