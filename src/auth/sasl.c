@@ -560,8 +560,7 @@ static int addr_ok(const char *a)
 	return 1;
 }
 
-/* A secret: non-empty, no control characters (TAB would break the line format). */
-static int secret_ok(const char *s)
+int secret_valid(const char *s)
 {
 	if (*s == '\0')
 		return 0;
@@ -608,7 +607,7 @@ static void secrets_line(struct table_lines *tl, char *line, void *ctx)
 		tablefile_err(tl, "%s", "invalid address (want user@domain)");
 		return;
 	}
-	if (!secret_ok(secret)) {
+	if (!secret_valid(secret)) {
 		tablefile_err(tl, "%s", "empty secret or control characters in it");
 		return;
 	}
@@ -693,7 +692,7 @@ int secrets_set(const char *path, const char *addr, const char *secret)
 {
 	struct secret_table t;
 
-	if (!addr_ok(addr) || !secret_ok(secret)) {
+	if (!addr_ok(addr) || !secret_valid(secret)) {
 		errno = EINVAL;
 		return -1;
 	}

@@ -32,6 +32,8 @@ struct secret_table {
 int secrets_load(struct secret_table *t, const char *path, struct buf *errors);
 void secrets_free(struct secret_table *t);
 const char *secrets_find(const struct secret_table *t, const char *addr);
+/* 1 when s can be stored as a secret: non-empty, no control characters (TAB would break the line). */
+int secret_valid(const char *s);
 /* Set or replace one secret and save atomically (mode 0640). 0 or -1. */
 int secrets_set(const char *path, const char *addr, const char *secret);
 /*

@@ -136,12 +136,6 @@ static struct account *lookup(struct ctl_tables *t, const char *addr)
 	return (struct account *)a; /* the table is ours to change */
 }
 
-static void reset_getopt(void)
-{
-	optind = 0; /* glibc: a full re-initialisation, as each subcommand parses anew */
-	opterr = 1;
-}
-
 static int account_add(struct ctl *c, int argc, char **argv)
 {
 	const char *password = NULL, *full_name = "", *home = "";
@@ -149,7 +143,7 @@ static int account_add(struct ctl *c, int argc, char **argv)
 	char local[256], domain[256];
 	int opt;
 
-	reset_getopt();
+	ctl_reset_getopt();
 	while ((opt = getopt(argc, argv, "p:n:H:a:A:l:")) != -1) {
 		switch (opt) {
 		case 'p': password = optarg; break;
@@ -217,10 +211,7 @@ static int account_add(struct ctl *c, int argc, char **argv)
 	printf("added %s@%s\n", local, d->name);
 	rc = 0;
 out:
-	ctl_tables_close(&t);
-	if (rc == 0)
-		ctl_reload(c);
-	return rc;
+	return ctl_tables_done(c, &t, rc);
 }
 
 static int account_del(struct ctl *c, int argc, char **argv)
@@ -243,10 +234,7 @@ static int account_del(struct ctl *c, int argc, char **argv)
 	}
 	free(name);
 out:
-	ctl_tables_close(&t);
-	if (rc == 0)
-		ctl_reload(c);
-	return rc;
+	return ctl_tables_done(c, &t, rc);
 }
 
 static int account_passwd(struct ctl *c, int argc, char **argv)
@@ -254,7 +242,7 @@ static int account_passwd(struct ctl *c, int argc, char **argv)
 	const char *password = NULL;
 	int opt;
 
-	reset_getopt();
+	ctl_reset_getopt();
 	while ((opt = getopt(argc, argv, "p:")) != -1) {
 		if (opt != 'p')
 			return ctl_usage(USAGE_PASSWD);
@@ -280,10 +268,7 @@ static int account_passwd(struct ctl *c, int argc, char **argv)
 	printf("password changed for %s@%s\n", a->name, a->domain);
 	rc = 0;
 out:
-	ctl_tables_close(&t);
-	if (rc == 0)
-		ctl_reload(c);
-	return rc;
+	return ctl_tables_done(c, &t, rc);
 }
 
 static int account_list(struct ctl *c, int argc, char **argv)
@@ -426,24 +411,11 @@ out:
 
 int ctl_account(struct ctl *c, int argc, char **argv)
 {
-	static const struct {
-		const char *name;
-		int (*run)(struct ctl *, int, char **);
-	} cmds[] = {
+	static const struct ctl_cmd cmds[] = {
 		{ "add", account_add }, { "del", account_del }, { "passwd", account_passwd },
 		{ "list", account_list }, { "show", account_show }, { "import", account_import },
 		{ "export", account_export },
 	};
 
-	/* Accept argv with or without the family name in front (as ctl_queue does). */
-	if (argc > 0 && strcmp(argv[0], "account") == 0) {
-		argc--;
-		argv++;
-	}
-	if (argc < 1)
-		return ctl_usage(USAGE_ALL);
-	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
-		if (strcmp(argv[0], cmds[i].name) == 0)
-			return cmds[i].run(c, argc, argv);
-	return ctl_usage(USAGE_ALL);
+	return ctl_dispatch(c, "account", cmds, sizeof(cmds) / sizeof(cmds[0]), USAGE_ALL, argc, argv);
 }

@@ -25,12 +25,6 @@ static const char USAGE_DEL[] = "domain del NAME [-f]";
 static const char USAGE_LIST[] = "domain list";
 static const char USAGE_ALL[] = "domain add|del|list ...";
 
-static void reset_getopt(void)
-{
-	optind = 0; /* glibc: a full re-initialisation, as each subcommand parses anew */
-	opterr = 1;
-}
-
 static int domain_add(struct ctl *c, int argc, char **argv)
 {
 	enum { O_MAX_ACCOUNTS = 256, O_MAILBOX_LIMIT, O_MAX_MESSAGES, O_MAX_MESSAGE_SIZE };
@@ -46,7 +40,7 @@ static int domain_add(struct ctl *c, int argc, char **argv)
 	struct domain d = { .aliases = aliases };
 	int opt;
 
-	reset_getopt();
+	ctl_reset_getopt();
 	while ((opt = getopt_long(argc, argv, "a:", longopts, NULL)) != -1) {
 		long *num = NULL;
 		int size = 0;
@@ -109,17 +103,14 @@ static int domain_add(struct ctl *c, int argc, char **argv)
 	printf("added domain %s\n", t.domains.v[t.domains.n - 1].name);
 	rc = 0;
 out:
-	ctl_tables_close(&t);
-	if (rc == 0)
-		ctl_reload(c);
-	return rc;
+	return ctl_tables_done(c, &t, rc);
 }
 
 static int domain_del(struct ctl *c, int argc, char **argv)
 {
 	int force = 0, opt;
 
-	reset_getopt();
+	ctl_reset_getopt();
 	while ((opt = getopt(argc, argv, "f")) != -1) {
 		if (opt != 'f')
 			return ctl_usage(USAGE_DEL);
@@ -174,10 +165,7 @@ static int domain_del(struct ctl *c, int argc, char **argv)
 	}
 	free(canon);
 out:
-	ctl_tables_close(&t);
-	if (rc == 0)
-		ctl_reload(c);
-	return rc;
+	return ctl_tables_done(c, &t, rc);
 }
 
 static int domain_list(struct ctl *c, int argc, char **argv)
@@ -202,18 +190,9 @@ static int domain_list(struct ctl *c, int argc, char **argv)
 
 int ctl_domain(struct ctl *c, int argc, char **argv)
 {
-	/* Accept argv with or without the family name in front (as ctl_queue does). */
-	if (argc > 0 && strcmp(argv[0], "domain") == 0) {
-		argc--;
-		argv++;
-	}
-	if (argc < 1)
-		return ctl_usage(USAGE_ALL);
-	if (strcmp(argv[0], "add") == 0)
-		return domain_add(c, argc, argv);
-	if (strcmp(argv[0], "del") == 0)
-		return domain_del(c, argc, argv);
-	if (strcmp(argv[0], "list") == 0)
-		return domain_list(c, argc, argv);
-	return ctl_usage(USAGE_ALL);
+	static const struct ctl_cmd cmds[] = {
+		{ "add", domain_add }, { "del", domain_del }, { "list", domain_list },
+	};
+
+	return ctl_dispatch(c, "domain", cmds, sizeof(cmds) / sizeof(cmds[0]), USAGE_ALL, argc, argv);
 }

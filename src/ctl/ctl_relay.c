@@ -212,15 +212,9 @@ out:
 
 int ctl_relay(struct ctl *c, int argc, char **argv)
 {
-	if (argc > 0 && strcmp(argv[0], "relay") == 0) {
-		argc--;
-		argv++;
-	}
-	if (argc < 1)
-		return ctl_usage(USAGE_ALL);
-	if (strcmp(argv[0], "check") == 0)
-		return relay_check(c, argc, argv);
-	if (strcmp(argv[0], "block") == 0)
-		return relay_block(c, argc, argv);
-	return ctl_usage(USAGE_ALL);
+	static const struct ctl_cmd cmds[] = {
+		{ "check", relay_check }, { "block", relay_block },
+	};
+
+	return ctl_dispatch(c, "relay", cmds, sizeof(cmds) / sizeof(cmds[0]), USAGE_ALL, argc, argv);
 }

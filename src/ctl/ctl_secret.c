@@ -68,16 +68,6 @@ static int read_secret(char *out, size_t outsz)
 	return n > 0 ? 0 : -1;
 }
 
-static int secret_text_ok(const char *s)
-{
-	if (*s == '\0')
-		return 0;
-	for (; *s; s++)
-		if ((unsigned char)*s < 0x20 || *s == 0x7f)
-			return 0;
-	return 1;
-}
-
 /* Find the account named by "user@domain", the domain possibly a host alias; NULL after printing why. */
 static const struct account *lookup(struct ctl_tables *t, const char *addr)
 {
@@ -123,8 +113,7 @@ static int secret_set(struct ctl *c, int argc, char **argv)
 	char buf[SECRET_MAX + 2];
 	int opt;
 
-	optind = 0; /* glibc: a full re-initialisation, as each subcommand parses anew */
-	opterr = 1;
+	ctl_reset_getopt();
 	while ((opt = getopt(argc, argv, "p:")) != -1) {
 		if (opt != 'p')
 			return ctl_usage(USAGE_SET);
@@ -151,7 +140,7 @@ static int secret_set(struct ctl *c, int argc, char **argv)
 			buf[0] = '\0';
 	}
 	secret = buf;
-	if (!secret_text_ok(secret)) {
+	if (!secret_valid(secret)) {
 		OPENSSL_cleanse(buf, sizeof(buf));
 		return ctl_fail("the secret must be non-empty, at most %d bytes, without control characters", SECRET_MAX);
 	}
@@ -184,10 +173,7 @@ static int secret_set(struct ctl *c, int argc, char **argv)
 out:
 	OPENSSL_cleanse(buf, sizeof(buf));
 	free(path);
-	ctl_tables_close(&t);
-	if (rc == 0)
-		ctl_reload(c);
-	return rc;
+	return ctl_tables_done(c, &t, rc);
 }
 
 static int secret_del(struct ctl *c, int argc, char **argv)
@@ -226,10 +212,7 @@ static int secret_del(struct ctl *c, int argc, char **argv)
 out:
 	free(canon);
 	free(path);
-	ctl_tables_close(&t);
-	if (rc == 0)
-		ctl_reload(c);
-	return rc;
+	return ctl_tables_done(c, &t, rc);
 }
 
 static int secret_list(struct ctl *c, int argc, char **argv)
@@ -253,21 +236,9 @@ static int secret_list(struct ctl *c, int argc, char **argv)
 
 int ctl_secret(struct ctl *c, int argc, char **argv)
 {
-	static const struct {
-		const char *name;
-		int (*run)(struct ctl *, int, char **);
-	} cmds[] = {
+	static const struct ctl_cmd cmds[] = {
 		{ "set", secret_set }, { "del", secret_del }, { "list", secret_list },
 	};
 
-	if (argc > 0 && strcmp(argv[0], "secret") == 0) {
-		argc--;
-		argv++;
-	}
-	if (argc < 1)
-		return ctl_usage(USAGE_ALL);
-	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
-		if (strcmp(argv[0], cmds[i].name) == 0)
-			return cmds[i].run(c, argc, argv);
-	return ctl_usage(USAGE_ALL);
+	return ctl_dispatch(c, "secret", cmds, sizeof(cmds) / sizeof(cmds[0]), USAGE_ALL, argc, argv);
 }

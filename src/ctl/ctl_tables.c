@@ -1,5 +1,6 @@
 /*
- * ctl_tables: load, lock and save the domains and accounts tables for tsubamectl.
+ * ctl_tables: load, lock and save the domains and accounts tables for tsubamectl,
+ * and the dispatch and option reset every table command family uses.
  * The lock is an flock on the configuration directory: both tables live there by
  * default, and `domain del -f` changes both, so one lock covers every change.
  */
@@ -7,6 +8,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <getopt.h>
 #include <libgen.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -33,6 +35,28 @@ int ctl_usage(const char *usage)
 {
 	fprintf(stderr, "usage: tsubamectl %s\n", usage);
 	return 2;
+}
+
+void ctl_reset_getopt(void)
+{
+	optind = 0; /* glibc: a full re-initialisation, as each subcommand parses anew */
+	opterr = 1;
+}
+
+int ctl_dispatch(struct ctl *c, const char *family, const struct ctl_cmd *cmds, size_t ncmds,
+    const char *usage_all, int argc, char **argv)
+{
+	/* Accept argv with or without the family name in front (as ctl_queue does). */
+	if (argc > 0 && strcmp(argv[0], family) == 0) {
+		argc--;
+		argv++;
+	}
+	if (argc < 1)
+		return ctl_usage(usage_all);
+	for (size_t i = 0; i < ncmds; i++)
+		if (strcmp(argv[0], cmds[i].name) == 0)
+			return cmds[i].run(c, argc, argv);
+	return ctl_usage(usage_all);
 }
 
 static int lock_dir(const char *dir)
@@ -97,6 +121,14 @@ void ctl_tables_close(struct ctl_tables *t)
 	if (t->lock_fd >= 0)
 		close(t->lock_fd); /* releases the flock */
 	t->lock_fd = -1;
+}
+
+int ctl_tables_done(struct ctl *c, struct ctl_tables *t, int rc)
+{
+	ctl_tables_close(t);
+	if (rc == 0)
+		ctl_reload(c);
+	return rc;
 }
 
 int ctl_save_domains(struct ctl_tables *t)

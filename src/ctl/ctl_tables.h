@@ -1,7 +1,9 @@
 /*
- * ctl_tables: what the account and domain commands of tsubamectl share: loading
- * the domains and accounts tables named by the configuration, a lock so that two
- * administrators' commands never lose each other's changes, and saving.
+ * ctl_tables: what the table commands of tsubamectl (account, domain, secret,
+ * relay) share: loading the domains and accounts tables named by the
+ * configuration, a lock so that two administrators' commands never lose each
+ * other's changes, saving, finishing a change with a reload, and the
+ * subcommand dispatch and option parsing of each family.
  */
 #ifndef TSUBAME_CTL_TABLES_H
 #define TSUBAME_CTL_TABLES_H
@@ -26,6 +28,8 @@ enum ctl_open_mode {
 /* 0, or -1 after printing why on stderr. */
 int ctl_tables_open(struct ctl *c, struct ctl_tables *t, enum ctl_open_mode mode);
 void ctl_tables_close(struct ctl_tables *t);
+/* Close the tables; when rc is 0 (a change was saved) ask the daemon to reload.  Returns rc. */
+int ctl_tables_done(struct ctl *c, struct ctl_tables *t, int rc);
 /* Save one table; 0, or -1 after printing why. */
 int ctl_save_domains(struct ctl_tables *t);
 int ctl_save_accounts(struct ctl_tables *t);
@@ -34,5 +38,20 @@ int ctl_save_accounts(struct ctl_tables *t);
 int ctl_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Print the usage line on stderr; returns 2. */
 int ctl_usage(const char *usage);
+
+/* Before a subcommand's getopt: glibc's full re-initialisation, as each subcommand parses anew. */
+void ctl_reset_getopt(void);
+
+struct ctl_cmd {
+	const char *name;
+	int (*run)(struct ctl *c, int argc, char **argv); /* argv[0] is the subcommand */
+};
+
+/*
+ * Run the subcommand argv names; argv may start with the family name or not.
+ * Without a known subcommand: usage_all, exit status 2.
+ */
+int ctl_dispatch(struct ctl *c, const char *family, const struct ctl_cmd *cmds, size_t ncmds,
+    const char *usage_all, int argc, char **argv);
 
 #endif
