@@ -53,6 +53,9 @@ def test_non_local_recipient(tsubame):
     "<victim@elsewhere.test.>",                    # trailing dot
     "<victim@elsewhere.test@example.test>",
     "<victim@[127.0.0.1]>",                        # address literal
+    "<victim@[192.0.2.1]>",
+    "<VICTIM@ELSEWHERE.TEST>",                     # upper-case domain
+    "<Victim@ElseWhere.Test.>",
     "<victim@[IPv6:::1]>",
     "<victim@example.test.elsewhere.test>",        # local domain as a prefix
     "<victim@xexample.test>",                      # local domain as a suffix
@@ -64,6 +67,8 @@ def test_no_open_relay(tsubame, addr):
     r = rcpt_reply(tsubame, addr)
     assert r.code >= 500 and r.code < 600, (addr, r)
     assert r.enh() and r.enh().startswith("5."), (addr, r)
+    out = tsubame.ctl("queue", "list").out
+    assert "victim" not in out.lower(), out
 
 
 def test_source_route_to_local_mailbox_is_local(tsubame):

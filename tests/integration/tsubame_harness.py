@@ -18,11 +18,15 @@ import pwd
 import random
 import re
 import resource
+import base64
+import hashlib
+import hmac
 import select
 import shutil
 import signal
 import smtplib
 import socket
+import ssl
 import subprocess
 import tempfile
 import time
@@ -180,15 +184,72 @@ class SessionClosed(Exception):
     pass
 
 
-class Session:
-    """A raw SMTP client: send exact bytes, read replies one at a time."""
+def client_tls_context(minimum=None, maximum=None):
+    """A TLS client context that accepts the test's self-signed certificates."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    if minimum is not None:
+        ctx.minimum_version = minimum
+    if maximum is not None:
+        ctx.maximum_version = maximum
+    return ctx
 
-    def __init__(self, port, host="127.0.0.1", timeout=10.0, read_greeting=True):
+
+def b64(s):
+    if isinstance(s, str):
+        s = s.encode("utf-8")
+    return base64.b64encode(s).decode("ascii")
+
+
+class Session:
+    """A raw SMTP client: send exact bytes, read replies one at a time.
+
+    source: local address to bind before connecting (the client IP the daemon sees, 127.0.0.x);
+    tls: speak TLS from the first byte (implicit-TLS listeners)."""
+
+    def __init__(self, port, host="127.0.0.1", timeout=10.0, read_greeting=True, source=None, tls=False):
         self.timeout = timeout
-        self.sock = socket.create_connection((host, port), timeout=timeout)
+        self.sock = socket.create_connection((host, port), timeout=timeout,
+                                             source_address=(source, 0) if source else None)
+        if tls:
+            self.sock = client_tls_context().wrap_socket(self.sock)
         self.buf = b""
         self.eof = False
         self.greeting = self.reply() if read_greeting else None
+
+    def starttls(self, ctx=None):
+        """STARTTLS (expects 220 2.0.0) and the handshake; unread plaintext is an error."""
+        r = self.cmd("STARTTLS")
+        assert r.startswith("220 2.0.0"), "STARTTLS -> %r" % r
+        assert not self.buf, "plaintext after the STARTTLS reply: %r" % self.buf
+        self.sock = (ctx or client_tls_context()).wrap_socket(self.sock)
+        return r
+
+    @property
+    def tls_version(self):
+        return self.sock.version() if isinstance(self.sock, ssl.SSLSocket) else None
+
+    def auth_plain(self, user, password):
+        """AUTH PLAIN with an initial response; returns the reply."""
+        return self.cmd("AUTH PLAIN " + b64("\0%s\0%s" % (user, password)))
+
+    def auth_login(self, user, password):
+        r = self.cmd("AUTH LOGIN")
+        if r.code != 334:
+            return r
+        r = self.cmd(b64(user))
+        if r.code != 334:
+            return r
+        return self.cmd(b64(password))
+
+    def auth_cram(self, user, secret):
+        r = self.cmd("AUTH CRAM-MD5")
+        if r.code != 334:
+            return r
+        challenge = base64.b64decode(r.first)
+        digest = hmac.new(secret.encode("utf-8"), challenge, hashlib.md5).hexdigest()
+        return self.cmd(b64("%s %s" % (user, digest)))
 
     def send(self, data):
         if isinstance(data, str):
@@ -328,6 +389,19 @@ def strip_brackets(b):
     if b.startswith(b"<") and b.endswith(b">"):
         return b[1:-1]
     return b
+
+
+def make_cert(folder, cn=HOSTNAME):
+    """A self-signed RSA certificate and key made now (openssl req -x509): (cert, key) paths."""
+    cert, key = os.path.join(folder, "cert.pem"), os.path.join(folder, "key.pem")
+    if not (os.path.exists(cert) and os.path.exists(key)):
+        os.makedirs(folder, exist_ok=True)
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj",
+                        "/CN=" + cn, "-addext", "subjectAltName=DNS:%s,IP:127.0.0.1" % cn,
+                        "-keyout", key, "-out", cert], check=True, capture_output=True, timeout=60)
+        os.chmod(cert, 0o644)
+        os.chmod(key, 0o644)
+    return cert, key
 
 
 # --------------------------------------------------------------------------
@@ -594,8 +668,8 @@ class Daemon:
     def smtp(self, timeout=10):
         return smtplib.SMTP("127.0.0.1", self.port, local_hostname="client.example", timeout=timeout)
 
-    def session(self, timeout=10.0, **kw):
-        return Session(self.port, timeout=timeout, **kw)
+    def session(self, timeout=10.0, port=None, **kw):
+        return Session(port or self.port, timeout=timeout, **kw)
 
     def send(self, rcpts, body, sender="sender@client.test", mail_opts=(), rcpt_opts=()):
         """One message through smtplib; returns the qid from the 250 reply."""
