@@ -35,19 +35,6 @@ static const char USAGE_IMPORT[] = "account import FILE|-";
 static const char USAGE_EXPORT[] = "account export [FILE]";
 static const char USAGE_ALL[] = "account add|del|passwd|list|show|import|export ...";
 
-/* Split "user@domain" into its parts (bounded copies); -1 when malformed. */
-static int split_address(const char *addr, char *local, size_t lsz, char *domain, size_t dsz)
-{
-	const char *at = strrchr(addr, '@');
-
-	if (at == NULL || at == addr || at[1] == '\0' || (size_t)(at - addr) >= lsz || strlen(at + 1) >= dsz)
-		return -1;
-	memcpy(local, addr, (size_t)(at - addr));
-	local[at - addr] = '\0';
-	snprintf(domain, dsz, "%s", at + 1);
-	return 0;
-}
-
 /* Free text for a TAB-separated line: no control characters at all. */
 static int text_ok(const char *s)
 {
@@ -117,25 +104,6 @@ static int parse_flag(const char *s, int *out)
 	return 0;
 }
 
-/* Find the account named by "user@domain", the domain possibly a host alias. */
-static struct account *lookup(struct ctl_tables *t, const char *addr)
-{
-	char local[256], domain[256];
-	const struct domain *d;
-
-	if (split_address(addr, local, sizeof(local), domain, sizeof(domain)) < 0) {
-		ctl_fail("\"%s\" is not USER@DOMAIN", addr);
-		return NULL;
-	}
-	d = domains_find(&t->domains, domain);
-	const struct account *a = accounts_find(&t->accounts, local, d ? d->name : domain);
-	if (a == NULL) {
-		ctl_fail("no such account: %s", addr);
-		return NULL;
-	}
-	return (struct account *)a; /* the table is ours to change */
-}
-
 static int account_add(struct ctl *c, int argc, char **argv)
 {
 	const char *password = NULL, *full_name = "", *home = "";
@@ -168,7 +136,7 @@ static int account_add(struct ctl *c, int argc, char **argv)
 	if (argc - optind != 1)
 		return ctl_usage(USAGE_ADD);
 	const char *addr = argv[optind];
-	if (split_address(addr, local, sizeof(local), domain, sizeof(domain)) < 0)
+	if (ctl_split_address(addr, local, sizeof(local), domain, sizeof(domain)) < 0)
 		return ctl_fail("\"%s\" is not USER@DOMAIN", addr);
 	if (!account_name_valid(local))
 		return ctl_fail("invalid account name \"%s\" (letters, digits and !#$%%&'*+-=?^_`{|}~ with single dots)",
@@ -222,7 +190,7 @@ static int account_del(struct ctl *c, int argc, char **argv)
 	if (ctl_tables_open(c, &t, CTL_WRITE) < 0)
 		return 1;
 	int rc = 1;
-	struct account *a = lookup(&t, argv[1]);
+	struct account *a = ctl_find_account(&t, argv[1]);
 	if (a == NULL)
 		goto out;
 	char *name = xasprintf("%s@%s", a->name, a->domain);
@@ -254,7 +222,7 @@ static int account_passwd(struct ctl *c, int argc, char **argv)
 	if (ctl_tables_open(c, &t, CTL_WRITE) < 0)
 		return 1;
 	int rc = 1, generated;
-	struct account *a = lookup(&t, argv[optind]);
+	struct account *a = ctl_find_account(&t, argv[optind]);
 	if (a == NULL)
 		goto out;
 	char *hash = new_password_hash(password, &generated);
@@ -308,7 +276,7 @@ static int account_show(struct ctl *c, int argc, char **argv)
 	if (ctl_tables_open(c, &t, CTL_READ) < 0)
 		return 1;
 	int rc = 1;
-	const struct account *a = lookup(&t, argv[1]);
+	const struct account *a = ctl_find_account(&t, argv[1]);
 	if (a == NULL)
 		goto out;
 	const struct domain *d = domains_find(&t.domains, a->domain);

@@ -68,37 +68,24 @@ static int read_secret(char *out, size_t outsz)
 	return n > 0 ? 0 : -1;
 }
 
-/* Find the account named by "user@domain", the domain possibly a host alias; NULL after printing why. */
-static const struct account *lookup(struct ctl_tables *t, const char *addr)
+/* Load the secrets table, printing its errors on stderr; returns their count. */
+static int load_table(struct secret_table *st, const char *path)
 {
-	const char *at = strrchr(addr, '@');
-	char local[256], domain[256];
+	struct buf errors;
 
-	if (at == NULL || at == addr || at[1] == '\0' || (size_t)(at - addr) >= sizeof(local) ||
-	    strlen(at + 1) >= sizeof(domain)) {
-		ctl_fail("\"%s\" is not USER@DOMAIN", addr);
-		return NULL;
-	}
-	memcpy(local, addr, (size_t)(at - addr));
-	local[at - addr] = '\0';
-	snprintf(domain, sizeof(domain), "%s", at + 1);
-	const struct domain *d = domains_find(&t->domains, domain);
-	const struct account *a = accounts_find(&t->accounts, local, d ? d->name : domain);
-	if (a == NULL)
-		ctl_fail("no such account: %s", addr);
-	return a;
+	buf_init(&errors, 64 * 1024);
+	int nerr = secrets_load(st, path, &errors);
+	fputs(buf_cstr(&errors), stderr);
+	buf_free(&errors);
+	return nerr;
 }
 
 /* Load the secrets table, printing its errors; -1 when a rewrite would drop bad lines. */
 static int check_table(const char *path)
 {
 	struct secret_table st;
-	struct buf errors;
+	int nerr = load_table(&st, path);
 
-	buf_init(&errors, 64 * 1024);
-	int nerr = secrets_load(&st, path, &errors);
-	fputs(buf_cstr(&errors), stderr);
-	buf_free(&errors);
 	secrets_free(&st);
 	if (nerr > 0) {
 		ctl_fail("%d error%s in %s: fix them before changing anything", nerr, nerr == 1 ? "" : "s", path);
@@ -151,7 +138,7 @@ static int secret_set(struct ctl *c, int argc, char **argv)
 		return 1;
 	}
 	char *path = config_path(&c->cfg, c->cfg.secrets_file);
-	const struct account *a = lookup(&t, addr);
+	const struct account *a = ctl_find_account(&t, addr);
 	if (a == NULL)
 		goto out;
 	if (!a->apop) {
@@ -221,11 +208,7 @@ static int secret_list(struct ctl *c, int argc, char **argv)
 		return ctl_usage(USAGE_LIST);
 	char *path = config_path(&c->cfg, c->cfg.secrets_file);
 	struct secret_table st;
-	struct buf errors;
-	buf_init(&errors, 64 * 1024);
-	int nerr = secrets_load(&st, path, &errors);
-	fputs(buf_cstr(&errors), stderr);
-	buf_free(&errors);
+	int nerr = load_table(&st, path);
 	/* Addresses only: the secrets never leave the file through this command. */
 	for (size_t i = 0; i < st.n; i++)
 		printf("%s\n", st.addr[i]);

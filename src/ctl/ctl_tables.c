@@ -131,6 +131,35 @@ int ctl_tables_done(struct ctl *c, struct ctl_tables *t, int rc)
 	return rc;
 }
 
+int ctl_split_address(const char *addr, char *local, size_t lsz, char *domain, size_t dsz)
+{
+	const char *at = strrchr(addr, '@');
+
+	if (at == NULL || at == addr || at[1] == '\0' || (size_t)(at - addr) >= lsz || strlen(at + 1) >= dsz)
+		return -1;
+	memcpy(local, addr, (size_t)(at - addr));
+	local[at - addr] = '\0';
+	snprintf(domain, dsz, "%s", at + 1);
+	return 0;
+}
+
+struct account *ctl_find_account(struct ctl_tables *t, const char *addr)
+{
+	char local[256], domain[256];
+
+	if (ctl_split_address(addr, local, sizeof(local), domain, sizeof(domain)) < 0) {
+		ctl_fail("\"%s\" is not USER@DOMAIN", addr);
+		return NULL;
+	}
+	const struct domain *d = domains_find(&t->domains, domain);
+	const struct account *a = accounts_find(&t->accounts, local, d ? d->name : domain);
+	if (a == NULL) {
+		ctl_fail("no such account: %s", addr);
+		return NULL;
+	}
+	return (struct account *)a; /* the table is ours to change */
+}
+
 int ctl_save_domains(struct ctl_tables *t)
 {
 	if (domains_save(&t->domains, t->domains_path) < 0)

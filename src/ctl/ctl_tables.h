@@ -30,6 +30,10 @@ int ctl_tables_open(struct ctl *c, struct ctl_tables *t, enum ctl_open_mode mode
 void ctl_tables_close(struct ctl_tables *t);
 /* Close the tables; when rc is 0 (a change was saved) ask the daemon to reload.  Returns rc. */
 int ctl_tables_done(struct ctl *c, struct ctl_tables *t, int rc);
+/* Split "user@domain" into its parts (bounded copies); -1 when malformed. */
+int ctl_split_address(const char *addr, char *local, size_t lsz, char *domain, size_t dsz);
+/* The account "user@domain" names, the domain possibly a host alias; NULL after printing why. */
+struct account *ctl_find_account(struct ctl_tables *t, const char *addr);
 /* Save one table; 0, or -1 after printing why. */
 int ctl_save_domains(struct ctl_tables *t);
 int ctl_save_accounts(struct ctl_tables *t);
