@@ -184,6 +184,7 @@ def s_client_dialogue(args, steps, timeout=20.0):
     p = subprocess.Popen([OPENSSL, "s_client"] + args, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE)
     out = {p.stdout.fileno(): b"", p.stderr.fileno(): b""}
+    open_fds = set(out)
     deadline = time.monotonic() + timeout
     try:
         for want, line in steps:
@@ -191,12 +192,14 @@ def s_client_dialogue(args, steps, timeout=20.0):
             while want.encode() not in out[fds[1] if want == "CONNECTION ESTABLISHED" else fds[0]]:
                 left = deadline - time.monotonic()
                 assert left > 0, "s_client: no %r within %.0fs:\n%s" % (want, timeout, b"".join(out.values()))
-                ready, _, _ = select.select(list(out), [], [], left)
+                if not open_fds:
+                    raise AssertionError("s_client closed its output (exit %s) before %r:\n%s" % (
+                        p.poll(), want, b"".join(out.values())))
+                ready, _, _ = select.select(list(open_fds), [], [], left)
                 for fd in ready:
                     chunk = os.read(fd, 65536)
-                    if not chunk and p.poll() is not None:
-                        raise AssertionError("s_client exited (%s) before %r:\n%s" % (
-                            p.returncode, want, b"".join(out.values())))
+                    if not chunk:
+                        open_fds.discard(fd)
                     out[fd] += chunk
             if line is not None:
                 p.stdin.write(line.encode() + b"\n")
