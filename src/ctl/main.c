@@ -107,6 +107,7 @@ int main(int argc, char **argv)
 	if (problems) {
 		fputs(buf_cstr(&errors), stderr);
 		buf_free(&errors);
+		config_free(&c.cfg);
 		return 1;
 	}
 	buf_free(&errors);

@@ -57,6 +57,9 @@ void cmd_starttls(struct session *s, const char *args)
 	free(s->helo);
 	s->helo = NULL;
 	s->esmtp = 0;
+	/* RFC 3207 4.2: nothing learned in plaintext survives, a plaintext login included. */
+	free(s->auth_id);
+	s->auth_id = NULL;
 	s->tls = 1;
 	session_set_bev(s, tls);
 }

@@ -265,8 +265,9 @@ static int over_quota(struct session *s, const struct resolved *r)
 
 static void add_rcpt(struct txn *t, const char *orig, const struct resolved *r)
 {
+	/* Local destinations are canonical; a remote local part may be case-sensitive (RFC 5321 2.4). */
 	for (size_t i = 0; i < t->nrcpt; i++)
-		if (!strcasecmp(t->rcpt[i].dest, r->dest))
+		if (!strcmp(t->rcpt[i].dest, r->dest))
 			return;
 	if (t->nrcpt == t->cap_rcpt) {
 		t->cap_rcpt = t->cap_rcpt ? t->cap_rcpt * 2 : 4;
