@@ -121,8 +121,13 @@ int main(int argc, char **argv)
 	} else if (!strcmp(cmd, "domain")) {
 		rc = ctl_domain(&c, argc - i - 1, argv + i + 1);
 		fix_table_owner(&c);
-	}
-	else if (!strcmp(cmd, "check")) {
+	} else if (!strcmp(cmd, "secret")) {
+		rc = ctl_secret(&c, argc - i - 1, argv + i + 1);
+		fix_table_owner(&c);
+	} else if (!strcmp(cmd, "relay")) {
+		rc = ctl_relay(&c, argc - i - 1, argv + i + 1);
+		fix_table_owner(&c);
+	} else if (!strcmp(cmd, "check")) {
 		rc = master_check(&c.cfg, path) ? 1 : 0;
 		if (!rc)
 			printf("%s: configuration OK\n", path);
