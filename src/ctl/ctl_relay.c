@@ -102,7 +102,7 @@ static int relay_check(struct ctl *c, int argc, char **argv)
 			ctl_fail("sender too long");
 			return 2;
 		}
-		snprintf(from.local, sizeof(from.local), "%s", text);
+		memcpy(from.local, text, strlen(text) + 1); /* length checked above */
 		snprintf(sender, sizeof(sender), "%s", text);
 	}
 
