@@ -28,10 +28,13 @@ struct local_result {
 
 /*
  * Deliver one local recipient (local.c).  received is the number of Received:
- * headers in the message (counted once per request by the caller).
+ * headers in the message (counted once per request by the caller).  With
+ * defer_dir_sync, a DELIVER_OK still needs an fsync of r->mailbox/new before
+ * it may be reported (the caller groups them).
  */
 void local_deliver(const struct config *cfg, const struct local_tables *t, int fd, off_t off, off_t len,
-    const char *sender, const char *dest, const char *present, unsigned received, struct local_result *r);
+    const char *sender, const char *dest, const char *present, unsigned received, int defer_dir_sync,
+    struct local_result *r);
 
 /* Count Received: header fields of the message at [off, off+len) in fd. */
 unsigned count_received(int fd, off_t off, off_t len);

@@ -39,7 +39,8 @@ static void result(struct local_result *r, enum deliver_status st, const char *e
 }
 
 void local_deliver(const struct config *cfg, const struct local_tables *t, int fd, off_t off, off_t len,
-    const char *sender, const char *dest, const char *present, unsigned received, struct local_result *r)
+    const char *sender, const char *dest, const char *present, unsigned received, int defer_dir_sync,
+    struct local_result *r)
 {
 	memset(r, 0, sizeof(*r));
 	if (received > (unsigned)cfg->max_received_headers) {
@@ -78,6 +79,7 @@ void local_deliver(const struct config *cfg, const struct local_tables *t, int f
 		.data_fd = fd,
 		.data_off = off,
 		.data_len = len,
+		.defer_dir_sync = defer_dir_sync,
 	};
 	char why[400];
 	int temporary = 1;

@@ -419,6 +419,8 @@ int maildir_deliver(const struct maildir_delivery *d, char *why, size_t whysz, i
 		sysfail(&f, "rename to", dst);
 		goto failed;
 	}
+	if (d->defer_dir_sync)
+		return 0;
 	snprintf(dir, sizeof(dir), "%s/new", d->maildir);
 	if (fsync_dir(dir) < 0) {
 		/* The message is in new/ but maybe not durably: a retry may duplicate, never lose. */

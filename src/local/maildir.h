@@ -33,6 +33,7 @@ struct maildir_delivery {
 	int data_fd;              /* queue file */
 	off_t data_off;           /* message content: CRLF lines */
 	off_t data_len;
+	int defer_dir_sync;       /* leave the fsync of new/ to the caller (group commit); see below */
 };
 
 /*
@@ -40,5 +41,12 @@ struct maildir_delivery {
  * in why; *temporary says whether a retry may succeed (disk full, I/O error) or not.
  */
 int maildir_deliver(const struct maildir_delivery *d, char *why, size_t whysz, int *temporary);
+
+/*
+ * With defer_dir_sync set, maildir_deliver() stops after the rename into new/:
+ * the copy is complete and fsynced but its name is not yet durable.  The caller
+ * must then fsync "<maildir>/new" (fsync_dir) before it reports the delivery,
+ * once for any number of deliveries into that folder.
+ */
 
 #endif
