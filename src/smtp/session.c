@@ -100,6 +100,8 @@ void session_destroy(struct session *s)
 		dnsbl_cancel(s->dnsbl);
 	if (s->auth_timer)
 		event_free(s->auth_timer);
+	if (s->ev_destroy)
+		event_free(s->ev_destroy);
 	bufferevent_free(s->bev);
 	free(s->helo);
 	free(s->auth_id);
@@ -108,12 +110,32 @@ void session_destroy(struct session *s)
 		event_base_loopexit(sd->base, NULL);
 }
 
+static void destroy_later(evutil_socket_t fd, short what, void *arg)
+{
+	session_destroy(arg);
+}
+
+/*
+ * Free the session from the event loop, never from inside the call chain that
+ * decided to close: the command handler, the bufferevent or the evbuffer that
+ * called us still holds pointers to what session_destroy() frees.
+ */
+static void schedule_destroy(struct session *s)
+{
+	if (!s->ev_destroy)
+		s->ev_destroy = evtimer_new(s->sd->base, destroy_later, s);
+	if (!evtimer_pending(s->ev_destroy, NULL)) {
+		struct timeval now = { 0, 0 };
+		evtimer_add(s->ev_destroy, &now);
+	}
+}
+
 /* After STARTTLS the TLS filter hands its records to the plain bufferevent below it: wait for that one too. */
 static void underlying_drained(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
 {
 	struct session *s = arg;
 	if (evbuffer_get_length(buf) == 0)
-		session_destroy(s);
+		schedule_destroy(s);
 }
 
 /* Destroy a closing session once every byte of its last reply has left. */
@@ -132,7 +154,7 @@ static void finish_close(struct session *s)
 		}
 		return;
 	}
-	session_destroy(s);
+	schedule_destroy(s);
 }
 
 static void write_done(struct bufferevent *bev, void *arg)

@@ -144,6 +144,7 @@ struct session {
 	struct dnsbl_check *dnsbl;    /* greeting waits for it */
 	int blocked;                  /* DNSBL listed: only QUIT is served */
 	int waiting_underlying;       /* closing: waiting for the plain layer under TLS to drain */
+	struct event *ev_destroy;     /* deferred free (schedule_destroy) */
 };
 
 
