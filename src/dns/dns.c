@@ -27,6 +27,7 @@
 #include <string.h>
 
 #include <ares.h>
+#include <ares_dns.h>
 #include <event2/event.h>
 
 #include "dns/dns.h"
@@ -82,10 +83,108 @@ static void fill_a(struct dns_answer *a, const unsigned char *abuf, int alen)
 		return;
 	}
 	for (int i = 0; i < n && a->naddrs < 8; i++) {
-		if (inet_ntop(AF_INET, &at[i].ipaddr, a->addrs[a->naddrs], sizeof(a->addrs[0])) != NULL)
+		if (inet_ntop(AF_INET, &at[i].ipaddr, a->addrs[a->naddrs], sizeof(a->addrs[0])) != NULL) {
+			unsigned long ttl = at[i].ttl > 0 ? (unsigned long)at[i].ttl : 0;
+			if (a->naddrs == 0 || ttl < a->ttl)
+				a->ttl = ttl;
 			a->naddrs++;
+		}
 	}
 	a->status = a->naddrs > 0 ? DNS_OK : DNS_NODATA;
+}
+
+static void fill_aaaa(struct dns_answer *a, const unsigned char *abuf, int alen)
+{
+	struct ares_addr6ttl at[8];
+	int n = 8;
+	int r = ares_parse_aaaa_reply(abuf, alen, NULL, at, &n);
+
+	if (r == ARES_ENODATA || (r == ARES_SUCCESS && n <= 0)) {
+		a->status = DNS_NODATA;
+		return;
+	}
+	if (r != ARES_SUCCESS) {
+		a->status = DNS_TEMPFAIL;
+		return;
+	}
+	for (int i = 0; i < n && a->naddrs6 < 8; i++) {
+		if (inet_ntop(AF_INET6, &at[i].ip6addr, a->addrs6[a->naddrs6], sizeof(a->addrs6[0])) != NULL) {
+			unsigned long ttl = at[i].ttl > 0 ? (unsigned long)at[i].ttl : 0;
+			if (a->naddrs6 == 0 || ttl < a->ttl)
+				a->ttl = ttl;
+			a->naddrs6++;
+		}
+	}
+	a->status = a->naddrs6 > 0 ? DNS_OK : DNS_NODATA;
+}
+
+/*
+ * The smallest TTL among the answer records of type rtype, or -1 when the packet
+ * cannot be walked.  c-ares' MX parser does not report TTLs; names are skipped with
+ * ares_expand_name() so compression pointers are c-ares' business, not ours.
+ */
+static long answer_min_ttl(const unsigned char *abuf, int alen, int rtype)
+{
+	const unsigned char *p = abuf + HFIXEDSZ, *end = abuf + alen;
+	long min = -1, len;
+	char *name;
+
+	if (alen < HFIXEDSZ)
+		return -1;
+	unsigned qd = DNS_HEADER_QDCOUNT(abuf), an = DNS_HEADER_ANCOUNT(abuf);
+	for (unsigned i = 0; i < qd; i++) {
+		if (ares_expand_name(p, abuf, alen, &name, &len) != ARES_SUCCESS)
+			return -1;
+		ares_free_string(name);
+		if (len < 0 || end - p < len + QFIXEDSZ)
+			return -1;
+		p += len + QFIXEDSZ;
+	}
+	for (unsigned i = 0; i < an; i++) {
+		if (ares_expand_name(p, abuf, alen, &name, &len) != ARES_SUCCESS)
+			return -1;
+		ares_free_string(name);
+		if (len < 0 || end - p < len + RRFIXEDSZ)
+			return -1;
+		p += len;
+		int type = DNS_RR_TYPE(p);
+		unsigned long ttl = (unsigned long)DNS_RR_TTL(p) & 0x7fffffffUL; /* RFC 2181 8: top bit set means 0 */
+		unsigned rdlen = DNS_RR_LEN(p);
+		if ((unsigned long)(end - p) < RRFIXEDSZ + (unsigned long)rdlen)
+			return -1;
+		p += RRFIXEDSZ + rdlen;
+		if (type == rtype && (min < 0 || (long)ttl < min))
+			min = (long)ttl;
+	}
+	return min;
+}
+
+static void fill_mx(struct dns_answer *a, const unsigned char *abuf, int alen)
+{
+	struct ares_mx_reply *mx = NULL;
+	int r = ares_parse_mx_reply(abuf, alen, &mx);
+
+	if (r == ARES_ENODATA) {
+		a->status = DNS_NODATA;
+		return;
+	}
+	if (r != ARES_SUCCESS) {
+		a->status = DNS_TEMPFAIL;
+		return;
+	}
+	for (struct ares_mx_reply *m = mx; m != NULL && a->nmx < DNS_MAX_MX; m = m->next) {
+		size_t len = strlen(m->host);
+		/* Longer than a domain name can be: not an answer we can use. */
+		if (len >= sizeof(a->mx[0].host))
+			continue;
+		memcpy(a->mx[a->nmx].host, m->host, len + 1);
+		a->mx[a->nmx].pref = m->priority;
+		a->nmx++;
+	}
+	ares_free_data(mx);
+	long ttl = answer_min_ttl(abuf, alen, ns_t_mx);
+	a->ttl = ttl > 0 ? (unsigned long)ttl : 0;
+	a->status = a->nmx > 0 ? DNS_OK : DNS_NODATA;
 }
 
 /* RFC 1035 3.3.14: one TXT record is one or more character-strings; we join them per record. */
@@ -130,6 +229,10 @@ static void fill_answer(struct dns_q *q, int status, const unsigned char *abuf, 
 	case ARES_SUCCESS:
 		if (q->type == ns_t_a)
 			fill_a(a, abuf, alen);
+		else if (q->type == ns_t_aaaa)
+			fill_aaaa(a, abuf, alen);
+		else if (q->type == ns_t_mx)
+			fill_mx(a, abuf, alen);
 		else
 			fill_txt(a, abuf, alen);
 		break;
@@ -447,7 +550,8 @@ void dns_free(struct dns *d)
 	dns_destroy(d);
 }
 
-void dns_query(struct dns *d, const char *name, int type, dns_cb cb, void *arg)
+/* Send one query; types outside the caller's set fail with DNS_TEMPFAIL, from the loop. */
+static void query(struct dns *d, const char *name, int type, int ok, dns_cb cb, void *arg)
 {
 	struct dns_q *q = xcalloc(1, sizeof(*q));
 
@@ -455,7 +559,7 @@ void dns_query(struct dns *d, const char *name, int type, dns_cb cb, void *arg)
 	q->cb = cb;
 	q->arg = arg;
 	q->type = type;
-	if (d->destroying || d->free_pending || (type != ns_t_a && type != ns_t_txt)) {
+	if (d->destroying || d->free_pending || !ok) {
 		q->ans.status = DNS_TEMPFAIL;
 		defer(d, q);
 		return;
@@ -464,4 +568,14 @@ void dns_query(struct dns *d, const char *name, int type, dns_cb cb, void *arg)
 	ares_query(d->ch, name, ns_c_in, type, on_answer, q);
 	d->sync_depth--;
 	rearm(d);
+}
+
+void dns_query(struct dns *d, const char *name, int type, dns_cb cb, void *arg)
+{
+	query(d, name, type, type == ns_t_a || type == ns_t_txt, cb, arg);
+}
+
+void dns_query_ext(struct dns *d, const char *name, int type, dns_cb cb, void *arg)
+{
+	query(d, name, type, type == ns_t_a || type == ns_t_txt || type == ns_t_mx || type == ns_t_aaaa, cb, arg);
 }
