@@ -91,6 +91,31 @@ struct config {
 	struct strlist dns_servers;
 	long dns_timeout;
 
+	/* delivery engine (D1-D4) */
+	int delivery_mode;          /* enum route_mode */
+	char *smarthost;            /* host[:port][*] */
+	int smarthost_is_domain;
+	char *smarthost_auth_user;
+	char *smarthost_auth_password;
+	char *gateway_file;
+	int forward_all;
+	char *forward_gateway;      /* host[:port][*]; empty = the smart host */
+	char *hosts_file;
+	int abort_on_rcpt_5xx;
+	int bounce_on_mx_5xx;
+	int bounce_on_smarthost_5xx;
+	long delivery_port;
+	int smtp_tls;               /* enum smtp_tls_mode subset: none, opportunistic, mandatory */
+	long smtp_timeout;
+	long smtp_connect_timeout;
+	int retry_without_waiting;
+	long retry_refused_count;
+	long retry_line_period;
+	long retry_noanswer_period;
+	long mx_cache_time;
+	int bounce_when_no_mx;
+	long delivery_concurrency;
+
 	long deliver_processes;
 	long retry_interval;
 	long queue_lifetime;

@@ -18,6 +18,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "deliver/remote.h"
 #include "local/reload.h"
 #include "queue/qid.h"
 #include "util/fsutil.h"
@@ -41,6 +42,7 @@ struct deliver {
 	struct event *ev_sighup, *ev_sigterm, *ev_sigint;
 	struct pending *pending;
 	size_t npending, cap_pending;
+	struct remote *remote;        /* NULL when it could not start: remote requests are deferred */
 };
 
 static struct pending *add_pending(struct deliver *d, const char *qid)
@@ -55,17 +57,49 @@ static struct pending *add_pending(struct deliver *d, const char *qid)
 	return p;
 }
 
-static void send_result(struct deliver *d, const char *qid, uint32_t idx, const struct local_result *r)
+static void send_result_raw(struct deliver *d, const char *qid, uint32_t idx, uint32_t status, uint32_t cls,
+    const char *enh, const char *text)
 {
 	struct buf p;
 	buf_init(&p, 4096);
 	ipc_put_str(&p, qid);
 	ipc_put_u32(&p, idx);
-	ipc_put_u32(&p, (uint32_t)r->status);
-	ipc_put_str(&p, r->enh);
-	ipc_put_str(&p, r->text);
+	ipc_put_u32(&p, status);
+	ipc_put_u32(&p, cls);
+	ipc_put_str(&p, enh);
+	ipc_put_str(&p, text);
 	ipc_send(&d->queue, IPC_D_RESULT, &p, -1);
 	buf_free(&p);
+}
+
+static void send_result(struct deliver *d, const char *qid, uint32_t idx, const struct local_result *r)
+{
+	send_result_raw(d, qid, idx, (uint32_t)r->status, 0, r->enh, r->text);
+}
+
+static void send_done(struct deliver *d, const char *qid, int remote)
+{
+	struct buf b;
+	buf_init(&b, 256);
+	ipc_put_str(&b, qid);
+	ipc_put_u32(&b, (uint32_t)remote);
+	ipc_send(&d->queue, IPC_D_DONE, &b, -1);
+	buf_free(&b);
+}
+
+/* A remote job is over: every recipient has its result and retry class. */
+static void remote_done(void *arg, const char *qid, struct remote_rcpt *r, size_t n)
+{
+	struct deliver *d = arg;
+	for (size_t i = 0; i < n; i++) {
+		log_to(LOG_DELIVERY, "qid=%s event=%s to=<%s> relay=%s dsn=%s status=%s detail=%s", qid,
+		    r[i].status == DELIVER_OK ? "delivered" : r[i].status == DELIVER_TEMPFAIL ? "deferred" : "failed",
+		    lq(r[i].addr), lq(r[i].relay), r[i].enh,
+		    r[i].status == DELIVER_OK ? "sent" : r[i].status == DELIVER_TEMPFAIL ? "deferred" : "bounced",
+		    lq(r[i].text));
+		send_result_raw(d, qid, r[i].idx, (uint32_t)r[i].status, (uint32_t)r[i].cls, r[i].enh, r[i].text);
+	}
+	send_done(d, qid, 1);
 }
 
 static void on_queue_msg(struct ipc_channel *ch, struct ipc_msg *m, void *arg)
@@ -81,6 +115,8 @@ static void on_queue_msg(struct ipc_channel *ch, struct ipc_msg *m, void *arg)
 	off_t off = (off_t)ipc_get_u64(m);
 	off_t len = (off_t)ipc_get_u64(m);
 	const char *sender = ipc_get_str(m);
+	uint32_t flags = ipc_get_u32(m);
+	const char *domain = ipc_get_str(m);
 	uint32_t n = ipc_get_u32(m);
 	struct item { uint32_t idx; const char *dest, *present; } *items = xcalloc(n ? n : 1, sizeof(*items));
 	for (uint32_t i = 0; i < n && !m->bad; i++) {
@@ -91,6 +127,28 @@ static void on_queue_msg(struct ipc_channel *ch, struct ipc_msg *m, void *arg)
 	if (ipc_end(m) < 0 || m->fd < 0) {
 		if (m->fd >= 0)
 			close(m->fd);
+		free(items);
+		return;
+	}
+	if (flags & DELIVER_REQ_REMOTE) {
+		if (!d->remote) {
+			for (uint32_t i = 0; i < n; i++)
+				send_result_raw(d, qid, items[i].idx, DELIVER_TEMPFAIL, RETRY_NOANSWER, "4.3.5",
+				    "remote delivery unavailable (see the deliver log)");
+			send_done(d, qid, 1);
+			close(m->fd);
+			free(items);
+			return;
+		}
+		struct remote_rcpt *rr = xcalloc(n ? n : 1, sizeof(*rr));
+		for (uint32_t i = 0; i < n; i++) {
+			rr[i].idx = items[i].idx;
+			/* the envelope recipient we present to the next hop (the manual's rewrite rule) */
+			rr[i].addr = xstrdup(items[i].present);
+		}
+		unsigned rf = (flags & DELIVER_REQ_8BIT ? REMOTE_FLAG_8BIT : 0) |
+		    (flags & DELIVER_REQ_SMTPUTF8 ? REMOTE_FLAG_SMTPUTF8 : 0);
+		remote_deliver(d->remote, qid, m->fd, off, len, sender, rf, domain, rr, n, remote_done, d);
 		free(items);
 		return;
 	}
@@ -140,11 +198,7 @@ static void on_batch_end(struct ipc_channel *ch, void *arg)
 	for (size_t i = 0; i < d->npending; i++) {
 		struct pending *p = &d->pending[i];
 		if (p->done) {
-			struct buf b;
-			buf_init(&b, 256);
-			ipc_put_str(&b, p->qid);
-			ipc_send(&d->queue, IPC_D_DONE, &b, -1);
-			buf_free(&b);
+			send_done(d, p->qid, 0);
 			continue;
 		}
 		const struct local_result *r = &p->r;
@@ -192,6 +246,12 @@ int deliver_main(struct config *cfg, int queue_fd, int index)
 	d.base = event_base_new();
 	if (!d.base)
 		fatalx("event=start_failed reason=event_base");
+	struct buf errors;
+	buf_init(&errors, 16 * 1024);
+	d.remote = remote_new(d.base, d.cfg, &errors);
+	if (!d.remote)
+		log_warnx("event=remote_delivery_unavailable errors=%s", lq(buf_cstr(&errors)));
+	buf_free(&errors);
 	ipc_channel_init(&d.queue, d.base, queue_fd, "queue", on_queue_msg, on_queue_close, &d);
 	d.queue.on_batch_end = on_batch_end;
 	d.ev_sighup = evsignal_new(d.base, SIGHUP, on_sighup, &d);
@@ -201,6 +261,7 @@ int deliver_main(struct config *cfg, int queue_fd, int index)
 	event_add(d.ev_sigterm, NULL);
 	event_add(d.ev_sigint, NULL);
 	event_base_dispatch(d.base);
+	remote_free(d.remote);
 	ipc_channel_close(&d.queue);
 	event_free(d.ev_sighup);
 	event_free(d.ev_sigterm);

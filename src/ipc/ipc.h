@@ -33,13 +33,19 @@ enum ipc_type {
 	IPC_Q_COMMIT_OK,     /* u64 session, str qid */
 	IPC_Q_COMMIT_FAIL,   /* u64 session, str qid, str why */
 	/* queue -> deliver */
-	IPC_D_DELIVER,       /* str qid, u64 off, u64 len, str sender, u32 n, n x (u32 idx, str dest, str present), + fd */
+	IPC_D_DELIVER,       /* str qid, u64 off, u64 len, str sender, u32 flags (DELIVER_REQ_*), str domain,
+	                        u32 n, n x (u32 idx, str dest, str present), + fd */
 	/* deliver -> queue */
-	IPC_D_RESULT,        /* str qid, u32 idx, u32 status (enum deliver_status), str enh, str text */
-	IPC_D_DONE,          /* str qid */
+	IPC_D_RESULT,        /* str qid, u32 idx, u32 status (enum deliver_status), u32 retry class, str enh, str text */
+	IPC_D_DONE,          /* str qid, u32 remote */
 };
 
 enum deliver_status { DELIVER_OK = 0, DELIVER_TEMPFAIL = 1, DELIVER_PERMFAIL = 2 };
+
+/* IPC_D_DELIVER flags */
+#define DELIVER_REQ_REMOTE 0x1    /* recipients of one remote domain: SMTP, not Maildir */
+#define DELIVER_REQ_8BIT 0x2      /* BODY=8BITMIME */
+#define DELIVER_REQ_SMTPUTF8 0x4
 
 struct ipc_msg {
 	uint32_t type;

@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "local/reload.h"
+#include "deliver/remote.h"
 #include "util/log.h"
 #include "util/xalloc.h"
 
@@ -95,13 +96,14 @@ static void msg_free(struct queue *q, struct qmsg *m)
 	q->nmessages--;
 }
 
-static int due_local(const struct qmsg *m, long long now, long long *next)
+/* Is a local or remote recipient due now?  *next: the earliest later retry (0 = none). */
+static int due_pending(const struct qmsg *m, long long now, long long *next)
 {
 	int due = 0;
 	*next = 0;
 	for (size_t i = 0; i < m->env.nrcpt; i++) {
 		const struct qrcpt *r = &m->env.rcpt[i];
-		if (r->state != RCPT_LOCAL)
+		if (r->state != RCPT_LOCAL && r->state != RCPT_REMOTE)
 			continue;
 		if (r->next_try <= now)
 			due = 1;
@@ -146,62 +148,103 @@ void queue_admit(struct queue *q, const char *qid, int fd, struct qenvelope *env
 	finish_round(q, m);
 }
 
-static struct deliver_worker *pick_worker(struct queue *q)
+static struct deliver_worker *pick_worker(struct queue *q, int remote)
 {
+	/* Remote deliveries wait on the network, not the disk: their own limit (the manual's threads). */
+	if (remote && q->remote_inflight >= (unsigned)q->cfg->delivery_concurrency)
+		return NULL;
+	unsigned cap = remote ? (unsigned)q->cfg->delivery_concurrency : INFLIGHT_PER_WORKER;
 	struct deliver_worker *best = NULL;
 	for (size_t i = 0; i < q->nworkers; i++) {
 		struct deliver_worker *w = &q->workers[i];
-		if (w->alive && w->load < INFLIGHT_PER_WORKER && (!best || w->load < best->load))
+		unsigned load = remote ? w->remote_load : w->load;
+		if (w->alive && load < cap && (!best || load < (remote ? best->remote_load : best->load)))
 			best = w;
 	}
 	return best;
 }
 
-static int send_requests(struct queue *q, struct qmsg *m, long long now)
+static const char *domain_of(const char *addr)
 {
-	size_t i = 0;
-	while (i < m->env.nrcpt) {
-		struct deliver_worker *w = pick_worker(q);
-		if (!w)
-			return m->inflight ? 0 : -1;
-		struct buf p;
-		buf_init(&p, IPC_MAX_MESSAGE);
-		ipc_put_str(&p, m->qid);
-		ipc_put_u64(&p, (uint64_t)m->env.data_off);
-		ipc_put_u64(&p, (uint64_t)m->env.data_len);
-		ipc_put_str(&p, m->env.sender);
-		size_t count_at = p.len;
-		ipc_put_u32(&p, 0);
-		uint32_t n = 0;
-		for (; i < m->env.nrcpt && n < RCPTS_PER_REQUEST; i++) {
-			struct qrcpt *r = &m->env.rcpt[i];
-			if (r->state != RCPT_LOCAL || r->next_try > now)
-				continue;
-			if (p.len + strlen(r->dest) + strlen(r->present) + 64 > IPC_MAX_MESSAGE)
-				break;
-			ipc_put_u32(&p, (uint32_t)i);
-			ipc_put_str(&p, r->dest);
-			ipc_put_str(&p, r->present);
-			n++;
-		}
-		if (n == 0) {
-			buf_free(&p);
+	const char *at = strrchr(addr, '@');
+	return at ? at + 1 : "";
+}
+
+/* One IPC_D_DELIVER: the due recipients of m in `state` (for remote ones, of one domain). */
+static int send_batch(struct queue *q, struct qmsg *m, long long now, char state, const char *domain,
+    unsigned char *sent)
+{
+	int remote = state == RCPT_REMOTE;
+	struct deliver_worker *w = pick_worker(q, remote);
+	if (!w)
+		return -1;
+	uint32_t flags = (remote ? DELIVER_REQ_REMOTE : 0) | (m->env.body == 1 ? DELIVER_REQ_8BIT : 0) |
+	    (m->env.smtputf8 ? DELIVER_REQ_SMTPUTF8 : 0);
+	struct buf p;
+	buf_init(&p, IPC_MAX_MESSAGE);
+	ipc_put_str(&p, m->qid);
+	ipc_put_u64(&p, (uint64_t)m->env.data_off);
+	ipc_put_u64(&p, (uint64_t)m->env.data_len);
+	ipc_put_str(&p, m->env.sender);
+	ipc_put_u32(&p, flags);
+	ipc_put_str(&p, domain ? domain : "");
+	size_t count_at = p.len;
+	ipc_put_u32(&p, 0);
+	uint32_t n = 0;
+	for (size_t i = 0; i < m->env.nrcpt && n < RCPTS_PER_REQUEST; i++) {
+		struct qrcpt *r = &m->env.rcpt[i];
+		if (sent[i] || r->state != state || r->next_try > now)
 			continue;
-		}
+		if (remote && strcasecmp(domain_of(r->dest), domain) != 0)
+			continue;
+		if (p.len + strlen(r->dest) + strlen(r->present) + 64 > IPC_MAX_MESSAGE)
+			break;
+		ipc_put_u32(&p, (uint32_t)i);
+		ipc_put_str(&p, r->dest);
+		ipc_put_str(&p, r->present);
+		sent[i] = 1;
+		n++;
+	}
+	if (n > 0) {
 		memcpy(p.data + count_at, &n, 4);
 		ipc_send(&w->ch, IPC_D_DELIVER, &p, m->fd);
-		buf_free(&p);
-		w->load++;
+		if (remote) {
+			w->remote_load++;
+			q->remote_inflight++;
+		} else {
+			w->load++;
+		}
 		m->inflight++;
 		q->inflight++;
 	}
+	buf_free(&p);
 	return 0;
+}
+
+/*
+ * Send every due recipient: local ones in batches, remote ones one request per
+ * destination domain (D1: the recipients of one destination in one
+ * transaction).  -1 when nothing could be sent for lack of a free worker.
+ */
+static int send_requests(struct queue *q, struct qmsg *m, long long now)
+{
+	unsigned char *sent = xcalloc(m->env.nrcpt ? m->env.nrcpt : 1, 1);
+	int blocked = 0;
+	for (size_t i = 0; i < m->env.nrcpt; i++) {
+		struct qrcpt *r = &m->env.rcpt[i];
+		if (sent[i] || (r->state != RCPT_LOCAL && r->state != RCPT_REMOTE) || r->next_try > now)
+			continue;
+		if (send_batch(q, m, now, r->state, r->state == RCPT_REMOTE ? domain_of(r->dest) : NULL, sent) < 0)
+			blocked = 1;
+	}
+	free(sent);
+	return blocked && m->inflight == 0 ? -1 : 0;
 }
 
 static void dispatch(struct queue *q)
 {
 	long long now = (long long)time(NULL);
-	while (!TAILQ_EMPTY(&q->ready) && pick_worker(q)) {
+	while (!TAILQ_EMPTY(&q->ready) && (pick_worker(q, 0) || pick_worker(q, 1))) {
 		struct qmsg *m = TAILQ_FIRST(&q->ready);
 		TAILQ_REMOVE(&q->ready, m, entry);
 		m->on_ready = 0;
@@ -269,7 +312,8 @@ static void finish_round(struct queue *q, struct qmsg *m)
 	int expired = 0;
 	for (size_t i = 0; i < m->env.nrcpt; i++) {
 		struct qrcpt *r = &m->env.rcpt[i];
-		if (r->state == RCPT_LOCAL && r->attempts > 0 && now - m->env.arrival > q->cfg->queue_lifetime) {
+		if ((r->state == RCPT_LOCAL || r->state == RCPT_REMOTE) && r->attempts > 0 &&
+		    now - m->env.arrival > q->cfg->queue_lifetime) {
 			m->perm[i] = 1;
 			free(m->enh[i]);
 			m->enh[i] = xstrdup("4.4.7");
@@ -293,27 +337,49 @@ static void finish_round(struct queue *q, struct qmsg *m)
 		return;
 	}
 	long long next;
-	if (due_local(m, now, &next)) {
+	if (due_pending(m, now, &next)) {
 		/* e.g. a worker was missing: try again now */
 		make_ready(q, m);
 		return;
 	}
-	if (next > 0) {
-		if (persist(m) < 0)
-			next = now + q->cfg->retry_interval;
-		close(m->fd);
-		m->fd = -1;
-		struct timeval tv = { (time_t)(next - now), 0 };
-		evtimer_add(m->timer, &tv);
+	if (persist(m) < 0 || next <= now)
+		next = now + q->cfg->retry_interval;
+	close(m->fd);
+	m->fd = -1;
+	struct timeval tv = { (time_t)(next - now), 0 };
+	evtimer_add(m->timer, &tv);
+}
+
+/*
+ * D2: a temporary remote failure.  The manual's three classes: a peer that
+ * refuses (4xx) is retried retry_refused_count times; broken or timed-out
+ * sessions for retry_line_period; unreachable hosts for retry_noanswer_period.
+ * Then the recipient bounces.
+ */
+static void remote_retry(struct queue *q, struct qmsg *m, uint32_t idx, uint32_t cls, const char *text)
+{
+	struct qrcpt *r = &m->env.rcpt[idx];
+	const struct config *c = q->cfg;
+	long long now = (long long)time(NULL);
+	r->attempts++;
+	m->dirty = 1;
+	const char *why = NULL;
+	if (cls == RETRY_REFUSED && r->attempts > (unsigned)c->retry_refused_count)
+		why = "refused too often";
+	else if (cls == RETRY_LINE && now - m->env.arrival >= c->retry_line_period)
+		why = "connection errors for too long";
+	else if (cls != RETRY_REFUSED && cls != RETRY_LINE && now - m->env.arrival >= c->retry_noanswer_period)
+		why = "no host answered for too long";
+	if (why) {
+		/* RFC 3464: a failed recipient carries a permanent status, even after temporary errors. */
+		if (m->enh[idx] && m->enh[idx][0] == '4')
+			m->enh[idx][0] = '5';
+		free(m->diag[idx]);
+		m->diag[idx] = xasprintf("%s (%s, %u attempts)", text, why, r->attempts);
+		m->perm[idx] = 1;
 		return;
 	}
-	/* Only remote recipients remain: they wait in deferred/ for the delivery engine. */
-	persist(m);
-	if (spool_defer(&q->spool, m->qid) < 0)
-		log_warn("qid=%s event=defer_failed", m->qid);
-	else
-		log_info("qid=%s event=deferred reason=remote_recipients", m->qid);
-	msg_free(q, m);
+	r->next_try = now + (c->retry_without_waiting ? 1 : c->retry_interval);
 }
 
 static void on_deliver_msg(struct ipc_channel *ch, struct ipc_msg *im, void *arg)
@@ -326,6 +392,7 @@ static void on_deliver_msg(struct ipc_channel *ch, struct ipc_msg *im, void *arg
 	if (im->type == IPC_D_RESULT) {
 		uint32_t idx = ipc_get_u32(im);
 		uint32_t status = ipc_get_u32(im);
+		uint32_t cls = ipc_get_u32(im);
 		const char *enh = ipc_get_str(im);
 		const char *text = ipc_get_str(im);
 		if (ipc_end(im) < 0)
@@ -343,6 +410,8 @@ static void on_deliver_msg(struct ipc_channel *ch, struct ipc_msg *im, void *arg
 			m->dirty = 1;
 		} else if (status == DELIVER_PERMFAIL) {
 			m->perm[idx] = 1;
+		} else if (r->state == RCPT_REMOTE) {
+			remote_retry(q, m, idx, cls, text);
 		} else {
 			long long delay = q->cfg->retry_interval;
 			for (unsigned k = 0; k < r->attempts && delay < 3600; k++)
@@ -356,10 +425,17 @@ static void on_deliver_msg(struct ipc_channel *ch, struct ipc_msg *im, void *arg
 		return;
 	}
 	if (im->type == IPC_D_DONE) {
+		uint32_t remote = ipc_get_u32(im);
 		if (ipc_end(im) < 0)
 			return;
-		if (w->load)
+		if (remote) {
+			if (w->remote_load)
+				w->remote_load--;
+			if (q->remote_inflight)
+				q->remote_inflight--;
+		} else if (w->load) {
 			w->load--;
+		}
 		if (q->inflight)
 			q->inflight--;
 		struct qmsg *m = find_msg(q, qid);
@@ -526,6 +602,13 @@ static void recover_one(void *arg, const char *qid)
 	queue_admit(q, qid, fd, &env);
 }
 
+static void claim_one(void *arg, const char *qid)
+{
+	struct queue *q = arg;
+	if (spool_claim(&q->spool, qid) == 0)
+		recover_one(q, qid);
+}
+
 static void on_sighup(evutil_socket_t sig, short what, void *arg)
 {
 	struct queue *q = arg;
@@ -582,6 +665,8 @@ int queue_main(struct config *cfg, int smtpd_fd, const int *deliver_fds, size_t 
 	/* Recovery: unacknowledged files go; committed ones are delivered. */
 	spool_recover_incoming(&q.spool, 3600);
 	spool_list(&q.spool, SPOOL_ACTIVE, recover_one, &q);
+	/* Messages waiting in deferred/ (any node's) are claimed by rename: only one node wins each. */
+	spool_list(&q.spool, SPOOL_DEFERRED, claim_one, &q);
 	dispatch(&q);
 	log_info("event=started messages=%zu workers=%zu", q.nmessages, ndeliver);
 

@@ -54,7 +54,8 @@ struct commit {
 struct deliver_worker {
 	struct ipc_channel ch;
 	struct queue *q;
-	unsigned load;
+	unsigned load;          /* local requests in flight */
+	unsigned remote_load;   /* remote requests in flight */
 	int alive;
 	char name[24];
 };
@@ -73,6 +74,7 @@ struct queue {
 	struct commit *commits;        /* committed this pass, waiting for the directory fsync */
 	size_t ncommits, cap_commits;
 	unsigned inflight;
+	unsigned remote_inflight;
 	unsigned max_inflight;
 	size_t nmessages;
 	int stopping;

@@ -1,0 +1,628 @@
+/*
+ * remote: one message to one remote domain (see remote.h).
+ *
+ * A job walks the route plan: for each step it resolves the hosts (MX of the
+ * domain or of the smart host, or a fixed host through the hosts table or an
+ * A lookup), then tries them in order with the SMTP client.  After every
+ * attempt each undecided recipient's outcome goes through route_next(), which
+ * encodes the manual's 5xx options: try the next host, the next step, bounce,
+ * or defer.  When nothing is left to try, the undecided ones are deferred with
+ * the retry class of the last failure.
+ */
+#include "deliver/remote.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <event2/event.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "deliver/gateway.h"
+#include "deliver/hosts.h"
+#include "deliver/route.h"
+#include "deliver/smtp_client.h"
+#include "dns/dns.h"
+#include "dns/mx.h"
+#include "queue/qid.h"
+#include "tls/tls_client.h"
+#include "util/log.h"
+#include "util/xalloc.h"
+
+#define JOB_ADDRS_MAX 32
+
+struct target {
+	char host[256];
+	char ip[46];
+	int family;
+	unsigned port;
+};
+
+struct job {
+	struct job *next, *prev;
+	struct remote *r;
+	char qid[QID_MAX];
+	int fd;
+	off_t off, len;
+	char *sender;
+	unsigned flags;
+	char *domain;
+	struct remote_rcpt *rcpts;
+	size_t n;
+	remote_done_cb cb;
+	void *arg;
+	struct route_plan plan;
+	size_t step;
+	struct route_tally tally;
+	struct target targets[JOB_ADDRS_MAX];
+	size_t ntargets, cur;
+	enum retry_class last_cls;
+	char last_enh[16];
+	char last_text[512];
+	int plain_retry;               /* opportunistic TLS failed: this host again without TLS */
+	struct smtp_connect *connect;
+	struct smtp_client *client;
+	struct smtp_client_params params;
+	char tag[320];
+	struct smtp_rcpt *srcpts;      /* the recipients of the transaction in progress */
+	size_t *srcpt_of;              /* srcpts[i] is rcpts[srcpt_of[i]] */
+	size_t nsrcpts;
+	struct smtp_txn txn;
+	int want_next_host, want_next_step;
+	int waiting;                   /* 1 while a resolver callback is outstanding */
+};
+
+struct remote {
+	struct event_base *base;
+	const struct config *cfg;      /* = &own: our own copy, so a reload elsewhere never pulls it away */
+	struct config own;
+	struct dns *dns;
+	struct mx *mx;
+	struct hosts_table hosts;
+	struct gateway_table gateways;
+	struct route_config rc;
+	char *smarthost_host, *forward_host;
+	SSL_CTX *tls;
+	struct job *jobs;
+	size_t njobs;
+	int closing;
+};
+
+/* "host[:port][*]" → host, port, implicit TLS.  IPv6 in brackets. */
+static int parse_relay(const char *text, char **host, unsigned *port, int *implicit)
+{
+	*host = NULL;
+	*port = 25;
+	*implicit = 0;
+	if (!text || !*text)
+		return 0;
+	char *s = xstrdup(text);
+	size_t n = strlen(s);
+	if (n && s[n - 1] == '*') {
+		*implicit = 1;
+		s[--n] = '\0';
+	}
+	char *colon = NULL;
+	if (s[0] == '[') {
+		char *close = strchr(s, ']');
+		if (!close) {
+			free(s);
+			return -1;
+		}
+		*close = '\0';
+		colon = close[1] == ':' ? close + 1 : NULL;
+		memmove(s, s + 1, strlen(s + 1) + 1);
+	} else {
+		colon = strrchr(s, ':');
+		if (colon && strchr(s, ':') != colon)
+			colon = NULL; /* a bare IPv6 address */
+	}
+	if (colon) {
+		*colon = '\0';
+		char *end;
+		long p = strtol(colon + 1, &end, 10);
+		if (*end || p < 1 || p > 65535) {
+			free(s);
+			return -1;
+		}
+		*port = (unsigned)p;
+	} else if (*implicit) {
+		*port = 465;
+	}
+	*host = s;
+	return 0;
+}
+
+struct remote *remote_new(struct event_base *base, const struct config *cfg, struct buf *errors)
+{
+	struct remote *r = xcalloc(1, sizeof(*r));
+	r->base = base;
+	int bad = 0;
+	/* Routing settings and tables are read once: changing them takes a restart. */
+	if (config_load(&r->own, cfg->path, errors) != 0) {
+		config_free(&r->own);
+		free(r);
+		return NULL;
+	}
+	r->cfg = cfg = &r->own;
+	char *hp = config_path(cfg, cfg->hosts_file);
+	char *gp = config_path(cfg, cfg->gateway_file);
+	bad += hosts_load(&r->hosts, hp, errors);
+	bad += gateway_load(&r->gateways, gp, errors);
+	free(hp);
+	free(gp);
+	route_config_defaults(&r->rc);
+	r->rc.mode = (enum route_mode)cfg->delivery_mode;
+	r->rc.gateways = &r->gateways;
+	r->rc.forward_all = cfg->forward_all;
+	r->rc.abort_on_rcpt_5xx = cfg->abort_on_rcpt_5xx;
+	r->rc.bounce_on_mx_5xx = cfg->bounce_on_mx_5xx;
+	r->rc.bounce_on_smarthost_5xx = cfg->bounce_on_smarthost_5xx;
+	if (parse_relay(cfg->smarthost, &r->smarthost_host, &r->rc.smarthost.port, &r->rc.smarthost.implicit_tls) < 0) {
+		buf_appendf(errors, "%s: smarthost '%s' is not host[:port][*]\n", cfg->path, cfg->smarthost);
+		bad++;
+	}
+	r->rc.smarthost.host = r->smarthost_host;
+	r->rc.smarthost.as_domain = cfg->smarthost_is_domain;
+	r->rc.smarthost.auth = cfg->smarthost_auth_user[0] != '\0';
+	if (parse_relay(cfg->forward_gateway, &r->forward_host, &r->rc.forward_to.port, &r->rc.forward_to.implicit_tls) < 0) {
+		buf_appendf(errors, "%s: forward_gateway '%s' is not host[:port][*]\n", cfg->path, cfg->forward_gateway);
+		bad++;
+	}
+	r->rc.forward_to.host = r->forward_host;
+	r->dns = dns_new(base, cfg->dns_servers.v, cfg->dns_servers.n, (int)cfg->dns_timeout * 1000);
+	if (!r->dns) {
+		buf_appendf(errors, "%s: dns_servers: cannot start the resolver\n", cfg->path);
+		bad++;
+	}
+	if (r->dns) {
+		struct mx_config mc;
+		mx_config_defaults(&mc);
+		mc.cache_time = cfg->mx_cache_time;
+		mc.no_mx_bounce = cfg->bounce_when_no_mx;
+		const char *self[1] = { cfg->hostname };
+		mc.self_names = self;
+		mc.nself_names = 1;
+		mc.hosts = &r->hosts;
+		r->mx = mx_new(base, r->dns, &mc);
+	}
+	r->tls = tls_client_context(NULL, errors);
+	if (!r->tls)
+		log_warnx("event=tls_client_unavailable: outgoing STARTTLS off");
+	if (bad) {
+		remote_free(r);
+		return NULL;
+	}
+	return r;
+}
+
+static void job_free(struct job *j)
+{
+	struct remote *r = j->r;
+	if (j->prev)
+		j->prev->next = j->next;
+	else
+		r->jobs = j->next;
+	if (j->next)
+		j->next->prev = j->prev;
+	r->njobs--;
+	if (j->connect)
+		smtp_connect_cancel(j->connect);
+	if (j->client)
+		smtp_client_free(j->client);
+	if (j->fd >= 0)
+		close(j->fd);
+	for (size_t i = 0; i < j->n; i++)
+		free(j->rcpts[i].addr);
+	free(j->rcpts);
+	free(j->srcpts);
+	free(j->srcpt_of);
+	free(j->sender);
+	free(j->domain);
+	free(j);
+}
+
+void remote_free(struct remote *r)
+{
+	if (!r)
+		return;
+	r->closing = 1;
+	while (r->jobs)
+		job_free(r->jobs);
+	if (r->mx)
+		mx_free(r->mx);
+	if (r->dns)
+		dns_free(r->dns);
+	hosts_free(&r->hosts);
+	gateway_free(&r->gateways);
+	free(r->smarthost_host);
+	free(r->forward_host);
+	if (r->tls)
+		tls_client_context_free(r->tls);
+	config_free(&r->own);
+	free(r);
+}
+
+size_t remote_active(const struct remote *r) { return r ? r->njobs : 0; }
+
+static void set_result(struct remote_rcpt *x, enum deliver_status st, enum retry_class cls, const char *enh,
+    const char *text, const char *relay)
+{
+	x->status = st;
+	x->cls = cls;
+	x->final = 1;
+	snprintf(x->enh, sizeof(x->enh), "%s", enh && *enh ? enh : (st == DELIVER_OK ? "2.0.0" :
+	    st == DELIVER_TEMPFAIL ? "4.4.1" : "5.0.0"));
+	snprintf(x->text, sizeof(x->text), "%s", text ? text : "");
+	snprintf(x->relay, sizeof(x->relay), "%s", relay ? relay : "none");
+}
+
+/* Everything decided or nothing left to try: report and free. */
+static void job_finish(struct job *j)
+{
+	for (size_t i = 0; i < j->n; i++)
+		if (!j->rcpts[i].final)
+			set_result(&j->rcpts[i], DELIVER_TEMPFAIL, j->last_cls ? j->last_cls : RETRY_NOANSWER,
+			    j->last_enh[0] ? j->last_enh : "4.4.1", j->last_text[0] ? j->last_text : "no route tried",
+			    j->tag[0] ? j->tag : "none");
+	j->cb(j->arg, j->qid, j->rcpts, j->n);
+	job_free(j);
+}
+
+static size_t undecided(const struct job *j)
+{
+	size_t k = 0;
+	for (size_t i = 0; i < j->n; i++)
+		k += !j->rcpts[i].final;
+	return k;
+}
+
+static void next_step(struct job *j);
+static void try_target(struct job *j);
+
+/* Apply one outcome to every undecided recipient (a host- or step-level failure). */
+static void apply_all(struct job *j, enum route_outcome oc, enum retry_class cls, const char *enh, const char *text)
+{
+	j->want_next_host = j->want_next_step = 0;
+	j->last_cls = cls;
+	snprintf(j->last_enh, sizeof(j->last_enh), "%s", enh ? enh : "");
+	snprintf(j->last_text, sizeof(j->last_text), "%s", text ? text : "");
+	int more = j->cur + 1 < j->ntargets;
+	for (size_t i = 0; i < j->n; i++) {
+		if (j->rcpts[i].final)
+			continue;
+		struct route_verdict v = route_next(&j->plan, j->step, more, oc, &j->tally);
+		if (v.action == ROUTE_BOUNCE)
+			set_result(&j->rcpts[i], DELIVER_PERMFAIL, RETRY_NONE, enh, text, j->tag);
+		else if (v.action == ROUTE_DEFER)
+			set_result(&j->rcpts[i], DELIVER_TEMPFAIL, cls, enh, text, j->tag);
+		else if (v.action == ROUTE_NEXT_HOST)
+			j->want_next_host = 1;
+		else
+			j->want_next_step = 1;
+	}
+}
+
+/* After an attempt: on to the next host, the next step, or done. */
+static void advance(struct job *j)
+{
+	if (j->r->closing)
+		return;
+	if (undecided(j) == 0)
+		return job_finish(j);
+	if (j->want_next_host && j->cur + 1 < j->ntargets) {
+		j->cur++;
+		return try_target(j);
+	}
+	if (j->want_next_step || j->want_next_host) {
+		j->step++;
+		return next_step(j);
+	}
+	job_finish(j);
+}
+
+static enum route_outcome outcome_of(enum smtp_status st, enum smtp_failure why, int rcpt_level)
+{
+	if (st == SMTP_PERM)
+		return rcpt_level ? ROUTE_OUT_PERM_RCPT : ROUTE_OUT_PERM_DATA;
+	if (why == SMTP_FAIL_CONNECT || why == SMTP_FAIL_TLS || why == SMTP_FAIL_TLS_REQUIRED)
+		return ROUTE_OUT_CONN;
+	return ROUTE_OUT_TEMP;
+}
+
+static enum retry_class class_of(enum smtp_failure why, int code)
+{
+	if (why == SMTP_FAIL_CONNECT)
+		return RETRY_NOANSWER;
+	if (why == SMTP_FAIL_REPLY && code >= 400)
+		return RETRY_REFUSED;
+	return RETRY_LINE;
+}
+
+static void on_close(struct smtp_client *c, enum smtp_status status, enum smtp_failure why,
+    const struct smtp_reply *reply, void *arg)
+{
+	struct job *j = arg;
+	j->client = NULL;
+	if (j->r->closing)
+		return;
+	if (j->nsrcpts == 0 && undecided(j) > 0 && !j->want_next_host && !j->want_next_step) {
+		/* The session ended before a transaction result: greeting, TLS, AUTH, loss. */
+		if (why == SMTP_FAIL_TLS && j->params.tls == SMTP_TLS_OPPORTUNISTIC && !j->plain_retry) {
+			/* Opportunistic TLS that fails is retried in plaintext on the same host (as Postfix does). */
+			j->plain_retry = 1;
+			return try_target(j);
+		}
+		enum route_outcome oc = outcome_of(status, why, 0);
+		if (why == SMTP_FAIL_AUTH && status == SMTP_PERM)
+			oc = ROUTE_OUT_PERM_DATA;
+		apply_all(j, oc, class_of(why, reply ? reply->code : 0), reply ? reply->enhanced : "",
+		    reply && reply->text[0] ? reply->text : smtp_failure_name(why));
+	}
+	free(j->srcpts);
+	free(j->srcpt_of);
+	j->srcpts = NULL;
+	j->srcpt_of = NULL;
+	j->nsrcpts = 0;
+	advance(j);
+}
+
+static void on_txn(struct smtp_client *c, struct smtp_txn *t, void *arg)
+{
+	struct job *j = arg;
+	j->want_next_host = j->want_next_step = 0;
+	int more = j->cur + 1 < j->ntargets;
+	for (size_t i = 0; i < j->nsrcpts; i++) {
+		struct smtp_rcpt *sr = &j->srcpts[i];
+		struct remote_rcpt *x = &j->rcpts[j->srcpt_of[i]];
+		if (sr->status == SMTP_OK && t->status == SMTP_OK) {
+			set_result(x, DELIVER_OK, RETRY_NONE, sr->reply.enhanced[0] ? sr->reply.enhanced : "2.0.0",
+			    t->reply.text, j->tag);
+			continue;
+		}
+		/* The recipient's own RCPT reply if it failed there, else the transaction's. */
+		int rcpt_level = sr->status != SMTP_OK;
+		const struct smtp_reply *rep = rcpt_level ? &sr->reply : &t->reply;
+		enum smtp_status st = rcpt_level ? sr->status : t->status;
+		enum smtp_failure why = rcpt_level ? sr->why : t->why;
+		enum route_outcome oc = outcome_of(st, why, rcpt_level);
+		enum retry_class cls = class_of(why, rep->code);
+		j->last_cls = cls;
+		snprintf(j->last_enh, sizeof(j->last_enh), "%s", rep->enhanced);
+		snprintf(j->last_text, sizeof(j->last_text), "%s", rep->text);
+		struct route_verdict v = route_next(&j->plan, j->step, more, oc, &j->tally);
+		if (v.action == ROUTE_BOUNCE)
+			set_result(x, DELIVER_PERMFAIL, RETRY_NONE, rep->enhanced, rep->text, j->tag);
+		else if (v.action == ROUTE_DEFER)
+			set_result(x, DELIVER_TEMPFAIL, cls, rep->enhanced, rep->text, j->tag);
+		else if (v.action == ROUTE_NEXT_HOST)
+			j->want_next_host = 1;
+		else
+			j->want_next_step = 1;
+	}
+	smtp_client_quit(c);
+}
+
+static void on_connect(int fd, int err, void *arg)
+{
+	struct job *j = arg;
+	j->connect = NULL;
+	if (j->r->closing) {
+		if (fd >= 0)
+			close(fd);
+		return;
+	}
+	const struct target *t = &j->targets[j->cur];
+	if (fd < 0) {
+		char text[300];
+		snprintf(text, sizeof(text), "connect to %s[%s]:%u: %s", t->host, t->ip, t->port, strerror(err));
+		apply_all(j, ROUTE_OUT_CONN, RETRY_NOANSWER, "4.4.1", text);
+		return advance(j);
+	}
+	const struct route_step *s = &j->plan.step[j->step];
+	const struct config *cfg = j->r->cfg;
+	smtp_client_params_defaults(&j->params);
+	j->params.helo = cfg->hostname;
+	j->params.tag = j->tag;
+	unsigned ms = (unsigned)cfg->smtp_timeout * 1000;
+	j->params.greeting_ms = j->params.mail_ms = j->params.rcpt_ms = ms;
+	j->params.data_init_ms = ms * 2 / 5 ? ms * 2 / 5 : 1000;
+	j->params.data_block_ms = ms * 3 / 5 ? ms * 3 / 5 : 1000;
+	j->params.data_end_ms = ms * 2;
+	j->params.ssl_ctx = j->r->tls;
+	j->params.tls_servername = t->host;
+	if (s->implicit_tls)
+		j->params.tls = SMTP_TLS_IMPLICIT;
+	else if (!j->r->tls || j->plain_retry || cfg->smtp_tls == 0)
+		j->params.tls = s->require_starttls && j->r->tls ? SMTP_TLS_MANDATORY : SMTP_TLS_NONE;
+	else if (cfg->smtp_tls == 2 || s->require_starttls)
+		j->params.tls = SMTP_TLS_MANDATORY;
+	else
+		j->params.tls = SMTP_TLS_OPPORTUNISTIC;
+	if (s->auth && cfg->smarthost_auth_user[0]) {
+		j->params.auth_user = cfg->smarthost_auth_user;
+		j->params.auth_pass = cfg->smarthost_auth_password;
+	}
+	/* The recipients still undecided form this attempt's transaction. */
+	size_t k = undecided(j);
+	j->srcpts = xcalloc(k, sizeof(*j->srcpts));
+	j->srcpt_of = xcalloc(k, sizeof(*j->srcpt_of));
+	j->nsrcpts = 0;
+	for (size_t i = 0; i < j->n; i++)
+		if (!j->rcpts[i].final) {
+			j->srcpts[j->nsrcpts].addr = j->rcpts[i].addr;
+			j->srcpt_of[j->nsrcpts++] = i;
+		}
+	memset(&j->txn, 0, sizeof(j->txn));
+	j->txn.sender = j->sender;
+	j->txn.rcpts = j->srcpts;
+	j->txn.nrcpt = j->nsrcpts;
+	j->txn.fd = j->fd;
+	j->txn.offset = j->off;
+	j->txn.length = j->len;
+	j->txn.flags = (j->flags & REMOTE_FLAG_8BIT ? SMTP_TXN_8BITMIME : 0) |
+	    (j->flags & REMOTE_FLAG_SMTPUTF8 ? SMTP_TXN_SMTPUTF8 : 0);
+	j->client = smtp_client_new(j->r->base, fd, &j->params, on_txn, on_close, j);
+	if (smtp_client_send(j->client, &j->txn) < 0) {
+		apply_all(j, ROUTE_OUT_TEMP, RETRY_LINE, "4.3.0", "cannot start the transaction");
+		smtp_client_quit(j->client);
+	}
+}
+
+static void try_target(struct job *j)
+{
+	struct target *t = &j->targets[j->cur];
+	snprintf(j->tag, sizeof(j->tag), "%s[%s]:%u", t->host, t->ip, t->port);
+	struct sockaddr_storage ss;
+	socklen_t len;
+	memset(&ss, 0, sizeof(ss));
+	if (t->family == AF_INET6) {
+		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+		s6->sin6_family = AF_INET6;
+		s6->sin6_port = htons((uint16_t)t->port);
+		inet_pton(AF_INET6, t->ip, &s6->sin6_addr);
+		len = sizeof(*s6);
+	} else {
+		struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+		s4->sin_family = AF_INET;
+		s4->sin_port = htons((uint16_t)t->port);
+		inet_pton(AF_INET, t->ip, &s4->sin_addr);
+		len = sizeof(*s4);
+	}
+	j->connect = smtp_client_connect(j->r->base, (struct sockaddr *)&ss, len,
+	    (unsigned)j->r->cfg->smtp_connect_timeout * 1000, on_connect, j);
+}
+
+static void add_target(struct job *j, const char *host, const char *ip, int family, unsigned port)
+{
+	if (j->ntargets >= JOB_ADDRS_MAX)
+		return;
+	struct target *t = &j->targets[j->ntargets++];
+	snprintf(t->host, sizeof(t->host), "%s", host);
+	snprintf(t->ip, sizeof(t->ip), "%s", ip);
+	t->family = family;
+	t->port = port;
+}
+
+static void targets_ready(struct job *j)
+{
+	if (j->ntargets == 0) {
+		apply_all(j, ROUTE_OUT_NO_ROUTE, RETRY_NOANSWER, "5.4.4", "no address for the route");
+		return advance(j);
+	}
+	j->cur = 0;
+	j->plain_retry = 0;
+	try_target(j);
+}
+
+static void on_mx(void *arg, const struct mx_result *res)
+{
+	struct job *j = arg;
+	j->waiting = 0;
+	if (j->r->closing)
+		return;
+	const struct route_step *s = &j->plan.step[j->step];
+	if (res->status != MX_OK) {
+		enum route_outcome oc = res->status == MX_NULLMX ? ROUTE_OUT_NULL_MX :
+		    mx_status_permanent(res->status) ? ROUTE_OUT_NO_ROUTE : ROUTE_OUT_CONN;
+		char text[300];
+		snprintf(text, sizeof(text), "%s: %s", s->kind == ROUTE_MX ? j->domain : s->host, mx_status_text(res->status));
+		snprintf(j->tag, sizeof(j->tag), "%s", s->kind == ROUTE_MX ? j->domain : s->host);
+		apply_all(j, oc, RETRY_NOANSWER, mx_status_code(res->status), text);
+		return advance(j);
+	}
+	unsigned port = s->kind == ROUTE_MX ? (unsigned)j->r->cfg->delivery_port : s->port;
+	for (size_t h = 0; h < res->nhosts; h++)
+		for (size_t a = 0; a < res->hosts[h].naddrs; a++) {
+			const struct mx_addr *ad = &res->hosts[h].addrs[a];
+			add_target(j, res->hosts[h].name, ad->ip, ad->family, ad->port ? ad->port : port);
+		}
+	targets_ready(j);
+}
+
+static void on_host_a(void *arg, const struct dns_answer *a)
+{
+	struct job *j = arg;
+	j->waiting = 0;
+	if (j->r->closing)
+		return;
+	const struct route_step *s = &j->plan.step[j->step];
+	if (a->status != DNS_OK) {
+		enum route_outcome oc = a->status == DNS_TEMPFAIL ? ROUTE_OUT_CONN : ROUTE_OUT_NO_ROUTE;
+		char text[300];
+		snprintf(text, sizeof(text), "%s: host not found", s->host);
+		snprintf(j->tag, sizeof(j->tag), "%s", s->host);
+		apply_all(j, oc, RETRY_NOANSWER, "4.4.3", text);
+		return advance(j);
+	}
+	for (size_t i = 0; i < a->naddrs; i++)
+		add_target(j, s->host, a->addrs[i], AF_INET, s->port);
+	targets_ready(j);
+}
+
+static void next_step(struct job *j)
+{
+	if (j->step >= j->plan.n)
+		return job_finish(j);
+	const struct route_step *s = &j->plan.step[j->step];
+	j->ntargets = 0;
+	j->cur = 0;
+	if (s->kind == ROUTE_MX || s->kind == ROUTE_MX_SMARTHOST) {
+		j->waiting = 1;
+		mx_resolve(j->r->mx, s->kind == ROUTE_MX ? j->domain : s->host, on_mx, j);
+		return;
+	}
+	/* A fixed host: an address, the hosts table, or its A record. */
+	unsigned char buf[16];
+	const char *h = s->host;
+	if (inet_pton(AF_INET, h, buf) == 1) {
+		add_target(j, h, h, AF_INET, s->port);
+		return targets_ready(j);
+	}
+	if (inet_pton(AF_INET6, h, buf) == 1) {
+		add_target(j, h, h, AF_INET6, s->port);
+		return targets_ready(j);
+	}
+	const struct hosts_entry *e = hosts_lookup(&j->r->hosts, h);
+	if (e) {
+		for (size_t i = 0; i < e->naddrs; i++)
+			add_target(j, h, e->addrs[i].ip, e->addrs[i].family, e->addrs[i].port ? e->addrs[i].port : s->port);
+		return targets_ready(j);
+	}
+	j->waiting = 1;
+	dns_query_ext(j->r->dns, h, 1, on_host_a, j);
+}
+
+void remote_deliver(struct remote *r, const char *qid, int fd, off_t off, off_t len, const char *sender,
+    unsigned flags, const char *domain, struct remote_rcpt *rcpts, size_t n, remote_done_cb cb, void *arg)
+{
+	struct job *j = xcalloc(1, sizeof(*j));
+	j->r = r;
+	snprintf(j->qid, sizeof(j->qid), "%s", qid);
+	j->fd = fd;
+	j->off = off;
+	j->len = len;
+	j->sender = xstrdup(sender);
+	j->flags = flags;
+	j->domain = xstrdup(domain);
+	j->rcpts = rcpts;
+	j->n = n;
+	j->cb = cb;
+	j->arg = arg;
+	j->next = r->jobs;
+	if (r->jobs)
+		r->jobs->prev = j;
+	r->jobs = j;
+	r->njobs++;
+	if (route_plan(&r->rc, domain, 0, &j->plan) < 0 || j->plan.n == 0) {
+		snprintf(j->last_text, sizeof(j->last_text), "routing: %s", j->plan.error ? j->plan.error : "no route");
+		j->last_cls = RETRY_NOANSWER;
+		snprintf(j->last_enh, sizeof(j->last_enh), "4.3.5");
+	}
+	j->step = j->plan.error ? j->plan.n : 0;
+	next_step(j);
+}

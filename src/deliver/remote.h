@@ -1,0 +1,65 @@
+/*
+ * remote: delivery of one message to the recipients of one remote domain —
+ * routing (route.c), MX or host resolution (mx.c, hosts.c), the SMTP client
+ * (smtp_client.c) and the seed 002 decisions on every failure.
+ *
+ * SECURITY: runs in the unprivileged deliver process; every byte from DNS and
+ * from peers is handled by the modules above, which bound and check it.  The
+ * queue file comes as a descriptor and is only read.
+ */
+#ifndef TSUBAME_REMOTE_H
+#define TSUBAME_REMOTE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "conf/config.h"
+#include "ipc/ipc.h"
+#include "util/buf.h"
+
+struct event_base;
+struct remote;
+
+/* Why a temporary failure happened: the manual's three retry classes (D2). */
+enum retry_class {
+	RETRY_NONE = 0,
+	RETRY_REFUSED,   /* the peer answered 4xx: counted retries (retry_refused_count) */
+	RETRY_LINE,      /* the session broke or timed out: retry_line_period */
+	RETRY_NOANSWER   /* no host answered, DNS failed: retry_noanswer_period */
+};
+
+#define REMOTE_FLAG_8BIT 0x1
+#define REMOTE_FLAG_SMTPUTF8 0x2
+
+struct remote_rcpt {
+	uint32_t idx;
+	char *addr;
+	/* results */
+	enum deliver_status status;
+	enum retry_class cls;
+	char enh[16];
+	char text[512];
+	char relay[300];   /* host[ip]:port that decided, or "none" */
+	int final;         /* decided for this attempt */
+};
+
+typedef void (*remote_done_cb)(void *arg, const char *qid, struct remote_rcpt *rcpts, size_t n);
+
+/* NULL with reasons in errors when the tables or TLS context cannot be loaded. */
+struct remote *remote_new(struct event_base *base, const struct config *cfg, struct buf *errors);
+void remote_free(struct remote *r);
+
+/*
+ * Deliver fd's content [off, off+len) from sender to rcpts (all in domain).
+ * Takes ownership of fd and of rcpts (freed after cb).  cb runs once, from the
+ * event loop, with every recipient decided (DELIVER_OK, TEMPFAIL with a class,
+ * or PERMFAIL).
+ */
+void remote_deliver(struct remote *r, const char *qid, int fd, off_t off, off_t len, const char *sender,
+    unsigned flags, const char *domain, struct remote_rcpt *rcpts, size_t n, remote_done_cb cb, void *arg);
+
+/* Jobs still running (for shutdown). */
+size_t remote_active(const struct remote *r);
+
+#endif
