@@ -20,6 +20,8 @@ fi
 mkdir -p "$RUN"
 chmod 755 "$RUN"
 sed "s|@RUN@|$RUN|g" etc/example/tsubamed.conf.in > "$RUN/tsubamed.conf"
+# Extra parameters for tests (e.g. a loopback DNS server), one "name = value" line.
+[ -n "${TSUBAME_EXAMPLE_EXTRA:-}" ] && printf '%s\n' "$TSUBAME_EXAMPLE_EXTRA" >> "$RUN/tsubamed.conf"
 for f in domains aliases received.tmpl relay; do
   [ -f "$RUN/$f" ] || cp "etc/example/$f" "$RUN/$f"
 done

@@ -317,7 +317,8 @@ static void libevent_log(int severity, const char *msg)
 static void child_signals_default(void)
 {
 	signal(SIGCHLD, SIG_DFL);
-	signal(SIGHUP, SIG_DFL);
+	/* A reload that arrives before the child installed its handler must not kill it. */
+	signal(SIGHUP, SIG_IGN);
 	signal(SIGTERM, SIG_DFL);
 	signal(SIGINT, SIG_DFL);
 	sigset_t none;

@@ -84,7 +84,9 @@ def example(base_dir):
     os.makedirs(run)
     os.chmod(run, 0o755)
     out_path = os.path.join(base_dir, "example-run.out")
-    env = dict(os.environ, TSUBAME_RUN=run, TSUBAME_BIN=BIN, **SAN_ENV)
+    # The example would resolve external domains through /etc/resolv.conf: keep the test on loopback.
+    env = dict(os.environ, TSUBAME_RUN=run, TSUBAME_BIN=BIN, TSUBAME_EXAMPLE_EXTRA="dns_servers = 127.0.0.1:9",
+               **SAN_ENV)
     with open(out_path, "wb") as out:
         proc = subprocess.Popen([os.path.join(REPO, "scripts", "run-example.sh")], stdin=subprocess.DEVNULL,
                                 stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True, cwd=REPO)

@@ -436,6 +436,10 @@ class Daemon:
             "mailbox_path": self.mail + "/%DOMAIN%/%USERNAME%/Maildir",
             "shutdown_timeout": "3",
             "deliver_processes": "2",
+            # Remote deliveries must never leave loopback: a DNS server that is not there
+            # (a closed port) makes every lookup fail at once; tests that route mail
+            # point dns_servers at their own DNS server.
+            "dns_servers": "127.0.0.1:9",
         }
         if params:
             self.params.update(params)
