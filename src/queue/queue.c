@@ -241,10 +241,21 @@ static int send_requests(struct queue *q, struct qmsg *m, long long now)
 	return blocked && m->inflight == 0 ? -1 : 0;
 }
 
+/*
+ * Hand due recipients to free workers.  Each ready message is looked at once
+ * per call: one that finds no free worker of the kind it needs (local or
+ * remote) goes back to the end of the list, and the next D_DONE calls us again.
+ */
 static void dispatch(struct queue *q)
 {
 	long long now = (long long)time(NULL);
-	while (!TAILQ_EMPTY(&q->ready) && (pick_worker(q, 0) || pick_worker(q, 1))) {
+	size_t budget = 0;
+	struct qmsg *it;
+	TAILQ_FOREACH(it, &q->ready, entry)
+		budget++;
+	while (budget-- > 0 && !TAILQ_EMPTY(&q->ready)) {
+		if (!pick_worker(q, 0) && !pick_worker(q, 1))
+			break;
 		struct qmsg *m = TAILQ_FIRST(&q->ready);
 		TAILQ_REMOVE(&q->ready, m, entry);
 		m->on_ready = 0;
@@ -258,7 +269,11 @@ static void dispatch(struct queue *q)
 			}
 		}
 		memset(m->perm, 0, m->env.nrcpt);
-		if (send_requests(q, m, now) < 0 || m->inflight == 0)
+		if (send_requests(q, m, now) < 0) {
+			make_ready(q, m); /* no worker for it now */
+			continue;
+		}
+		if (m->inflight == 0)
 			finish_round(q, m);
 	}
 }

@@ -144,10 +144,12 @@ def test_kill_during_delivery_stream(make_daemon):
         n = sum(1 for m in msgs if t.encode() in m)
         if n == 0:
             lost.append(t)
-        elif n > 2:
+        elif n > 1 + len(kill_points):
+            # Each crash may repeat a delivery that was not yet marked done (invariant 2:
+            # a duplicate, never a loss), so two kills may give a third copy, never more.
             dup3.append((t, n))
     assert not lost, "seed %d: %d acknowledged message(s) lost: %r\nqueue %r" % (seed, len(lost), lost[:5], d.queue_snapshot())
-    assert not dup3, "seed %d: delivered more than twice: %r" % (seed, dup3[:5])
+    assert not dup3, "seed %d: delivered more than once per crash: %r" % (seed, dup3[:5])
     assert_no_corrupt(d)
     assert wait_until(lambda: not any(d.queue_files(q) for q in ("incoming", "active", "deferred")), 15), \
         d.queue_snapshot()
