@@ -9,7 +9,7 @@ import time
 import pytest
 
 from delivery_peers import DnsServer, Sink
-from tsubame_harness import make_cert
+from tsubame_harness import free_port, make_cert
 
 ZONE = {
     "amx.test": [("A", "127.0.0.5")],                       # no MX: A fallback
@@ -313,3 +313,57 @@ def test_crash_during_remote_delivery(make_daemon, dns, sinks):
     sink.wait_messages(1, timeout=30)
     assert tok.encode() in sink.messages[0]["data"]
     wait_queue_empty(d, timeout=15)
+
+
+def test_noanswer_period_then_bounce(make_daemon, dns, sinks):
+    """Connection refused at the only MX: deferred, bounced once retry_noanswer_period has passed."""
+    d = site(make_daemon, fast(dns.addr, free_port("127.0.0.11"), retry_noanswer_period=3))
+    tok = "toknoans%d" % os.getpid()
+    t0 = time.monotonic()
+    send_as_demo(d, "user@dts.test", body(tok))
+    wait_log(d, r"event=deferred to=<user@dts\.test>")
+    wait_log(d, r"event=bounced to=<user@dts\.test>", timeout=20)
+    assert time.monotonic() - t0 >= 2.5
+    msg = bounces_for(d, "demo@example.test", tok)[0]
+    _, recips = dsn_fields(msg)
+    assert recips[0]["action"].strip() == "failed"
+    wait_queue_empty(d)
+
+
+def test_line_period_then_bounce(make_daemon, dns, sinks):
+    """The peer never answers EHLO (time-out): deferred, bounced after retry_line_period."""
+    sink = sinks("127.0.0.5", modes=("hangehlo",))
+    d = site(make_daemon, fast(dns.addr, sink.port, smtp_timeout=1, retry_line_period=3))
+    tok = "tokline%d" % os.getpid()
+    send_as_demo(d, "user@amx.test", body(tok))
+    wait_log(d, r"event=deferred to=<user@amx\.test>")
+    wait_log(d, r"event=bounced to=<user@amx\.test>", timeout=25)
+    assert sink.connections >= 2
+    bounces_for(d, "demo@example.test", tok)
+    wait_queue_empty(d)
+
+
+@pytest.mark.xfail(strict=True, reason="daemon bug: abort_on_rcpt_5xx = yes is ignored; route_next's "
+                   "abort_transaction is never read by remote.c/smtp_client.c, so the other recipients "
+                   "still get DATA in the same transaction")
+def test_abort_on_rcpt_5xx(make_daemon, dns, sinks):
+    sink = sinks("127.0.0.8")
+    d = site(make_daemon, fast(dns.addr, sink.port, abort_on_rcpt_5xx="yes"))
+    tok = "tokabort%d" % os.getpid()
+    send_as_demo(d, ["ok@mix.test", "perm@mix.test"], body(tok))
+    wait_log(d, r"event=bounced to=<perm@mix\.test>")
+    sink.wait_messages(1, timeout=15)
+    # the first transaction sent no DATA: ok@ went in a later one
+    assert sink.connections >= 2, sink.transcript
+    assert len(sink.messages) == 1
+    wait_queue_empty(d)
+
+
+def test_mandatory_tls_without_starttls_defers(make_daemon, dns, sinks):
+    sink = sinks("127.0.0.5")
+    d = site(make_daemon, fast(dns.addr, sink.port, smtp_tls="mandatory"))
+    d.send("user@amx.test", body("mandtls"))
+    wait_log(d, r"event=deferred to=<user@amx\.test>")
+    time.sleep(1)
+    assert not sink.messages and not sink.commands("MAIL"), sink.transcript
+    assert "event=bounced" not in d.log("delivery")
