@@ -358,9 +358,13 @@ static void on_close(struct smtp_client *c, enum smtp_status status, enum smtp_f
 			return try_target(j);
 		}
 		enum route_outcome oc = outcome_of(status, why, 0);
-		if (why == SMTP_FAIL_AUTH && status == SMTP_PERM)
-			oc = ROUTE_OUT_PERM_DATA;
-		apply_all(j, oc, class_of(why, reply ? reply->code : 0), reply ? reply->enhanced : "",
+		enum retry_class cls = class_of(why, reply ? reply->code : 0);
+		if (why == SMTP_FAIL_AUTH) {
+			/* Our credentials are wrong: an administrator's fix, not the sender's fault: defer. */
+			oc = ROUTE_OUT_TEMP;
+			cls = RETRY_LINE;
+		}
+		apply_all(j, oc, cls, why == SMTP_FAIL_AUTH ? "4.7.0" : reply ? reply->enhanced : "",
 		    reply && reply->text[0] ? reply->text : smtp_failure_name(why));
 	}
 	free(j->srcpts);
@@ -384,11 +388,21 @@ static void on_txn(struct smtp_client *c, struct smtp_txn *t, void *arg)
 			    t->reply.text, j->tag);
 			continue;
 		}
+		if (sr->why == SMTP_FAIL_ABORTED) {
+			/* seed 002: another recipient's 5xx abandoned the message; this one waits for the retry. */
+			set_result(x, DELIVER_TEMPFAIL, RETRY_REFUSED, sr->reply.enhanced, sr->reply.text, j->tag);
+			continue;
+		}
 		/* The recipient's own RCPT reply if it failed there, else the transaction's. */
 		int rcpt_level = sr->status != SMTP_OK;
 		const struct smtp_reply *rep = rcpt_level ? &sr->reply : &t->reply;
 		enum smtp_status st = rcpt_level ? sr->status : t->status;
 		enum smtp_failure why = rcpt_level ? sr->why : t->why;
+		if (why == SMTP_FAIL_AUTH) {
+			/* Our credentials are wrong: an administrator's fix, not the sender's fault: defer. */
+			set_result(x, DELIVER_TEMPFAIL, RETRY_LINE, "4.7.0", rep->text, j->tag);
+			continue;
+		}
 		enum route_outcome oc = outcome_of(st, why, rcpt_level);
 		enum retry_class cls = class_of(why, rep->code);
 		j->last_cls = cls;
@@ -465,7 +479,8 @@ static void on_connect(int fd, int err, void *arg)
 	j->txn.offset = j->off;
 	j->txn.length = j->len;
 	j->txn.flags = (j->flags & REMOTE_FLAG_8BIT ? SMTP_TXN_8BITMIME : 0) |
-	    (j->flags & REMOTE_FLAG_SMTPUTF8 ? SMTP_TXN_SMTPUTF8 : 0);
+	    (j->flags & REMOTE_FLAG_SMTPUTF8 ? SMTP_TXN_SMTPUTF8 : 0) |
+	    (s->abort_on_rcpt_5xx ? SMTP_TXN_ABORT_ON_RCPT_5XX : 0);
 	j->client = smtp_client_new(j->r->base, fd, &j->params, on_txn, on_close, j);
 	if (smtp_client_send(j->client, &j->txn) < 0) {
 		apply_all(j, ROUTE_OUT_TEMP, RETRY_LINE, "4.3.0", "cannot start the transaction");

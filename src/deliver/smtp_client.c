@@ -110,7 +110,7 @@ static void become_ready(struct smtp_client *c);
 const char *smtp_failure_name(enum smtp_failure f)
 {
 	static const char *const n[] = {"none", "reply", "timeout", "connect", "lost", "protocol", "tls",
-	    "tls-required", "auth", "size", "smtputf8", "local"};
+	    "tls-required", "auth", "size", "smtputf8", "local", "aborted"};
 	return (unsigned)f < sizeof(n) / sizeof(n[0]) ? n[f] : "?";
 }
 
@@ -682,7 +682,8 @@ static void start_txn(struct smtp_client *c)
 		/* RFC 2920 3.1: MAIL, RCPT... and DATA (the last of the group) in one write. */
 		for (size_t i = 0; i < t->nrcpt; i++)
 			send_rcpt(c, i);
-		send_line(c, "DATA");
+		if (!(t->flags & SMTP_TXN_ABORT_ON_RCPT_5XX))
+			send_line(c, "DATA");
 	}
 	arm(c, c->p->mail_ms);
 }
@@ -761,11 +762,21 @@ static void rcpt_result(struct smtp_rcpt *r, const struct smtp_reply *rep)
 	r->reply = *rep;
 }
 
+static int any_rcpt_5xx(const struct smtp_txn *t)
+{
+	for (size_t i = 0; i < t->nrcpt; i++)
+		if (t->rcpts[i].status == SMTP_PERM)
+			return 1;
+	return 0;
+}
+
 static void txn_reply(struct smtp_client *c, const struct smtp_reply *rep)
 {
 	struct smtp_txn *t = c->txn;
 	size_t r = c->nreplies++;
 	int pipelined = (c->ext & SMTP_EXT_PIPELINING) != 0;
+	/* With abort-on-5xx, DATA follows the RCPT replies instead of travelling with them. */
+	int data_pipelined = pipelined && !(t->flags & SMTP_TXN_ABORT_ON_RCPT_5XX);
 	int ok = rep->code >= 200 && rep->code < 300;
 	if (r == 0) {
 		if (!ok) {
@@ -795,12 +806,28 @@ static void txn_reply(struct smtp_client *c, const struct smtp_reply *rep)
 		if (!pipelined && i + 1 < t->nrcpt) {
 			send_rcpt(c, i + 1);
 			arm(c, c->p->rcpt_ms);
-		} else if (!pipelined && c->naccepted == 0) {
+		} else if (!data_pipelined && i + 1 < t->nrcpt) {
+			arm(c, c->p->rcpt_ms); /* the other RCPT replies are on their way */
+		} else if (!data_pipelined && c->naccepted == 0) {
 			c->need_rset = 1;
-			finish_txn(c, &t->rcpts[0].reply, SMTP_FAIL_REPLY);
+			finish_txn(c, c->mail_failed ? &c->mail_reply : &t->rcpts[0].reply, SMTP_FAIL_REPLY);
+			return;
+		} else if (!data_pipelined && !c->mail_failed && (t->flags & SMTP_TXN_ABORT_ON_RCPT_5XX) &&
+		    c->naccepted < t->nrcpt && any_rcpt_5xx(t)) {
+			struct smtp_reply ab = { 451, "4.3.0", "" };
+			snprintf(ab.text, sizeof(ab.text), "not sent: another recipient was refused (abort on RCPT 5xx)");
+			for (size_t k = 0; k < t->nrcpt; k++)
+				if (c->accepted[k]) {
+					rcpt_result(&t->rcpts[k], &ab);
+					t->rcpts[k].why = SMTP_FAIL_ABORTED;
+					c->accepted[k] = 0;
+				}
+			c->naccepted = 0;
+			c->need_rset = 1;
+			finish_txn(c, &ab, SMTP_FAIL_ABORTED);
 			return;
 		} else {
-			if (!pipelined)
+			if (!data_pipelined)
 				send_line(c, "DATA");
 			arm(c, i + 1 < t->nrcpt ? c->p->rcpt_ms : c->p->data_init_ms);
 		}

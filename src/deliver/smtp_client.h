@@ -94,7 +94,8 @@ enum smtp_failure {
 	SMTP_FAIL_AUTH,          /* AUTH refused (535 = permanent) or no usable mechanism */
 	SMTP_FAIL_SIZE,          /* larger than the peer's SIZE (5.3.4), nothing sent */
 	SMTP_FAIL_SMTPUTF8,      /* SMTPUTF8 needed, not offered (5.6.7) */
-	SMTP_FAIL_LOCAL          /* reading the content failed */
+	SMTP_FAIL_LOCAL,         /* reading the content failed */
+	SMTP_FAIL_ABORTED        /* not sent: another recipient got 5xx and the txn asked to abort (seed 002) */
 };
 const char *smtp_failure_name(enum smtp_failure f);
 
@@ -120,6 +121,12 @@ struct smtp_rcpt {
  */
 #define SMTP_TXN_8BITMIME 0x1
 #define SMTP_TXN_SMTPUTF8 0x2   /* needs SMTPUTF8 (RFC 6531) */
+/*
+ * Seed 002 "abort on a RCPT 5xx": DATA waits for every RCPT reply (it is not
+ * pipelined) and, when any RCPT got 5xx, the transaction is abandoned: the
+ * accepted recipients end with SMTP_TEMP / SMTP_FAIL_ABORTED and get no copy.
+ */
+#define SMTP_TXN_ABORT_ON_RCPT_5XX 0x4
 
 struct smtp_txn {
 	const char *sender;        /* "" for the null reverse-path */

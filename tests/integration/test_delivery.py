@@ -242,8 +242,6 @@ def test_smarthost_auth(make_daemon, dns, sinks, cert):
     wait_queue_empty(d)
 
 
-@pytest.mark.xfail(strict=True, reason="daemon bug: a 535 to AUTH at the smart host bounces the "
-                   "recipient at once (event=failed dsn=5.7.8 status=bounced) instead of deferring it")
 def test_smarthost_wrong_password_defers(make_daemon, dns, sinks, cert):
     sink = sinks("127.0.0.10", modes=("auth", "starttls"), cert=cert[0], key=cert[1])
     d = site(make_daemon, fast(dns.addr, 2525, delivery_mode="smarthost",
@@ -343,9 +341,6 @@ def test_line_period_then_bounce(make_daemon, dns, sinks):
     wait_queue_empty(d)
 
 
-@pytest.mark.xfail(strict=True, reason="daemon bug: abort_on_rcpt_5xx = yes is ignored; route_next's "
-                   "abort_transaction is never read by remote.c/smtp_client.c, so the other recipients "
-                   "still get DATA in the same transaction")
 def test_abort_on_rcpt_5xx(make_daemon, dns, sinks):
     sink = sinks("127.0.0.8")
     d = site(make_daemon, fast(dns.addr, sink.port, abort_on_rcpt_5xx="yes"))
