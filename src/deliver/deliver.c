@@ -97,6 +97,8 @@ static void remote_done(void *arg, const char *qid, struct remote_rcpt *r, size_
 		    lq(r[i].addr), lq(r[i].relay), r[i].enh,
 		    r[i].status == DELIVER_OK ? "sent" : r[i].status == DELIVER_TEMPFAIL ? "deferred" : "bounced",
 		    lq(r[i].text));
+		if (r[i].status == DELIVER_OK)
+			log_to(LOG_SEND, "qid=%s event=sent to=<%s> relay=%s dsn=%s", qid, lq(r[i].addr), lq(r[i].relay), r[i].enh);
 		send_result_raw(d, qid, r[i].idx, (uint32_t)r[i].status, (uint32_t)r[i].cls, r[i].enh, r[i].text);
 	}
 	send_done(d, qid, 1);
@@ -206,6 +208,8 @@ static void on_batch_end(struct ipc_channel *ch, void *arg)
 		    r->status == DELIVER_OK ? "delivered" : r->status == DELIVER_TEMPFAIL ? "deferred" : "failed",
 		    lq(p->dest), lq(p->present), r->enh,
 		    r->status == DELIVER_OK ? "sent" : r->status == DELIVER_TEMPFAIL ? "deferred" : "bounced", lq(r->text));
+		if (r->status == DELIVER_OK)
+			log_to(LOG_SEND, "qid=%s event=sent to=<%s> relay=local mailbox=%s", p->qid, lq(p->dest), lq(r->mailbox));
 		send_result(d, p->qid, p->idx, r);
 		free(p->dest);
 		free(p->present);

@@ -172,7 +172,8 @@ static void open_logs(struct master *ms)
 	char *dir = xasprintf("%s/log/%s", cfg->work_dir, cfg->hostname);
 	if (mkdir_p(dir, 0750) < 0)
 		fatal("event=start_failed reason=log_dir path=%s", dir);
-	static const char *names[LOG_STREAM_COUNT] = { "main.log", "receive.log", "connect.log", "delivery.log" };
+	static const char *names[LOG_STREAM_COUNT] = { "main.log", "receive.log", "connect.log", "delivery.log",
+		"send.log", "failure.log" };
 	for (int i = 0; i < LOG_STREAM_COUNT; i++) {
 		char *p = xasprintf("%s/%s", dir, names[i]);
 		int fd = open(p, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);

@@ -49,7 +49,7 @@ int bounce_queue(struct queue *q, struct qmsg *m, int expired)
 	if (e->sender[0] == '\0') {
 		for (size_t i = 0; i < e->nrcpt; i++)
 			if (m->perm[i])
-				log_info("qid=%s event=bounce_dropped reason=null_sender to=<%s> dsn=%s", m->qid,
+				log_to(LOG_FAILURE, "qid=%s event=bounce_dropped reason=null_sender to=<%s> dsn=%s", m->qid,
 				    lq(e->rcpt[i].dest), m->enh[i] ? m->enh[i] : "5.0.0");
 		return 0;
 	}
@@ -182,7 +182,8 @@ int bounce_queue(struct queue *q, struct qmsg *m, int expired)
 	}
 	for (size_t i = 0; i < e->nrcpt; i++)
 		if (m->perm[i])
-			log_to(LOG_DELIVERY, "qid=%s event=bounced to=<%s> dsn=%s bounce=%s reason=%s", m->qid,
+			log_to_mask((1u << LOG_FAILURE) | (1u << LOG_DELIVERY),
+			    "qid=%s event=bounced to=<%s> dsn=%s bounce=%s reason=%s", m->qid,
 			    lq(e->rcpt[i].dest), m->enh[i] ? m->enh[i] : "5.0.0", bqid, lq(m->diag[i] ? m->diag[i] : "expired"));
 	queue_admit(q, bqid, fd, &parsed);
 	return 0;

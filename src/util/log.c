@@ -15,7 +15,7 @@ static struct {
 	int to_stderr;
 	int debug;
 	int warned[LOG_STREAM_COUNT];
-} L = { "tsubame", { 2, -1, -1, -1 }, 0, 0, { 0 } };
+} L = { "tsubame", { 2, -1, -1, -1, -1, -1 }, 0, 0, { 0 } };
 
 void log_init(const char *process)
 {
@@ -34,11 +34,19 @@ void log_set_debug(int on) { L.debug = on; }
 
 static const char *stream_name(enum log_stream s)
 {
-	static const char *names[] = { "main", "receive", "connect", "delivery" };
+	static const char *names[] = { "main", "receive", "connect", "delivery", "send", "failure" };
 	return names[s];
 }
 
+static void emit_mask(unsigned mask, const char *level, const char *fmt, va_list ap, const char *suffix);
+
 static void emit(enum log_stream s, const char *level, const char *fmt, va_list ap, const char *suffix)
+{
+	emit_mask(1u << s, level, fmt, ap, suffix);
+}
+
+/* One line to every stream in mask, and to LOG_MAIN once. */
+static void emit_mask(unsigned mask, const char *level, const char *fmt, va_list ap, const char *suffix)
 {
 	char line[4096];
 	struct timeval tv;
@@ -69,21 +77,21 @@ static void emit(enum log_stream s, const char *level, const char *fmt, va_list 
 			line[i] = ' ';
 	line[len++] = '\n';
 
-	int targets[2] = { s, s != LOG_MAIN ? LOG_MAIN : -1 };
-	for (int t = 0; t < 2; t++) {
-		if (targets[t] < 0 || L.fd[targets[t]] < 0)
+	mask |= 1u << LOG_MAIN;
+	for (int t = 0; t < LOG_STREAM_COUNT; t++) {
+		if (!(mask & (1u << t)) || L.fd[t] < 0)
 			continue;
-		if (write(L.fd[targets[t]], line, len) != (ssize_t)len && !L.warned[targets[t]]) {
-			L.warned[targets[t]] = 1;
+		if (write(L.fd[t], line, len) != (ssize_t)len && !L.warned[t]) {
+			L.warned[t] = 1;
 			char w[160];
 			int k = snprintf(w, sizeof(w), "%s[%ld]: warning event=log_write_failed log=%s error=\"%s\"\n",
-			    L.process, (long)getpid(), stream_name(targets[t]), strerror(errno));
+			    L.process, (long)getpid(), stream_name((enum log_stream)t), strerror(errno));
 			if (k > 0 && write(2, w, (size_t)k) < 0) {
 				/* nowhere left to report */
 			}
 		}
 	}
-	if (L.to_stderr && L.fd[LOG_MAIN] != 2 && s == LOG_MAIN)
+	if (L.to_stderr && L.fd[LOG_MAIN] != 2 && mask == (1u << LOG_MAIN))
 		(void)!write(2, line, len);
 }
 
@@ -102,6 +110,14 @@ void log_warn(const char *fmt, ...)
 }
 
 void log_to(enum log_stream s, const char *fmt, ...) { EMIT(s, "info", NULL); }
+
+void log_to_mask(unsigned mask, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	emit_mask(mask, "info", fmt, ap, NULL);
+	va_end(ap);
+}
 
 void fatal(const char *fmt, ...)
 {

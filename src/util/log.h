@@ -17,7 +17,9 @@ enum log_stream {
 	LOG_MAIN = 0,   /* everything; also mirrored to stderr when log_set_stderr(1) */
 	LOG_RECEIVE,    /* one line per accepted message */
 	LOG_CONNECT,    /* one line per connection open / close */
-	LOG_DELIVERY,   /* one line per delivery attempt */
+	LOG_DELIVERY,   /* one line per delivery attempt (the manual's delivery detail log) */
+	LOG_SEND,       /* one line per recipient delivered (the manual's send log) */
+	LOG_FAILURE,    /* one line per recipient given up on, and every bounce (the failure log) */
 	LOG_STREAM_COUNT
 };
 
@@ -34,10 +36,13 @@ void log_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* log_warn appends the errno text; log_warnx does not. */
 void log_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void log_warnx(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-/* A line to a secondary stream (receive, connect, delivery log), also copied to LOG_MAIN. */
+/* A line to a secondary stream (receive, connect, delivery, send, failure log), also copied to LOG_MAIN. */
 void log_to(enum log_stream s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* fatal: an operational error we cannot continue from; panic: a broken invariant. */
+/* The same line to several streams (a mask of 1 << LOG_*), and to LOG_MAIN once. */
+void log_to_mask(unsigned mask, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
 _Noreturn void fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 _Noreturn void fatalx(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 _Noreturn void panic(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
