@@ -14,6 +14,8 @@
 
 #include <event2/event.h>
 #include <signal.h>
+#include <stdlib.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -23,6 +25,7 @@
 #include "queue/qid.h"
 #include "util/fsutil.h"
 #include "util/log.h"
+#include "util/signals.h"
 #include "util/xalloc.h"
 
 /* A reply held back until the directory fsyncs of this pass are done. */
@@ -43,7 +46,40 @@ struct deliver {
 	struct pending *pending;
 	size_t npending, cap_pending;
 	struct remote *remote;        /* NULL when it could not start: remote requests are deferred */
+	unsigned long long stamp;     /* tables_stamp() of the tables in use */
 };
+
+/*
+ * A fingerprint of the configuration and table files.  smtpd accepts a
+ * recipient against its tables; if ours are older (a reload signal still on
+ * its way), delivery would call the new user unknown and bounce mail that was
+ * rightly accepted.  So every local request first checks the files and reloads
+ * when they changed.
+ */
+static unsigned long long tables_stamp(const struct config *c)
+{
+	const char *files[] = { c->domains_file, c->accounts_file, c->aliases_file };
+	unsigned long long h = 0;
+	struct stat st;
+	for (size_t i = 0; i < 4; i++) {
+		char *p = i == 0 ? xstrdup(c->path) : config_path(c, files[i - 1]);
+		if (stat(p, &st) == 0)
+			h = h * 1000003u + (unsigned long long)st.st_mtim.tv_sec * 1000000000u +
+			    (unsigned long long)st.st_mtim.tv_nsec + (unsigned long long)st.st_ino + (unsigned long long)st.st_size;
+		free(p);
+	}
+	return h;
+}
+
+static void refresh_tables(struct deliver *d)
+{
+	unsigned long long now = tables_stamp(d->cfg);
+	if (now == d->stamp)
+		return;
+	if (local_reload(&d->cfg, &d->tables) == 0)
+		log_info("event=reloaded reason=tables_changed");
+	d->stamp = tables_stamp(d->cfg);
+}
 
 static struct pending *add_pending(struct deliver *d, const char *qid)
 {
@@ -154,6 +190,7 @@ static void on_queue_msg(struct ipc_channel *ch, struct ipc_msg *m, void *arg)
 		free(items);
 		return;
 	}
+	refresh_tables(d);
 	unsigned received = count_received(m->fd, off, len);
 	for (uint32_t i = 0; i < n; i++) {
 		struct pending *p = add_pending(d, qid);
@@ -228,6 +265,7 @@ static void on_sighup(evutil_socket_t sig, short what, void *arg)
 	struct deliver *d = arg;
 
 	local_reload(&d->cfg, &d->tables);
+	d->stamp = tables_stamp(d->cfg);
 }
 
 static void on_sigterm(evutil_socket_t sig, short what, void *arg)
@@ -247,6 +285,7 @@ int deliver_main(struct config *cfg, int queue_fd, int index)
 	signal(SIGPIPE, SIG_IGN);
 	d.cfg = cfg;
 	d.tables = local_start(cfg);
+	d.stamp = tables_stamp(cfg);
 	d.base = event_base_new();
 	if (!d.base)
 		fatalx("event=start_failed reason=event_base");
@@ -264,6 +303,7 @@ int deliver_main(struct config *cfg, int queue_fd, int index)
 	event_add(d.ev_sighup, NULL);
 	event_add(d.ev_sigterm, NULL);
 	event_add(d.ev_sigint, NULL);
+	signals_unblock_lifecycle();
 	event_base_dispatch(d.base);
 	remote_free(d.remote);
 	ipc_channel_close(&d.queue);

@@ -35,6 +35,7 @@
 #include "smtp/smtpd.h"
 #include "smtp/smtpd_main.h"
 #include "tls/tls.h"
+#include "util/signals.h"
 #include "util/log.h"
 #include "util/xalloc.h"
 
@@ -318,13 +319,14 @@ static void libevent_log(int severity, const char *msg)
 static void child_signals_default(void)
 {
 	signal(SIGCHLD, SIG_DFL);
-	/* A reload that arrives before the child installed its handler must not kill it. */
-	signal(SIGHUP, SIG_IGN);
+	signal(SIGHUP, SIG_DFL);
 	signal(SIGTERM, SIG_DFL);
 	signal(SIGINT, SIG_DFL);
 	sigset_t none;
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
+	/* Held until the child's loop handles them: an early reload is neither lost nor fatal. */
+	signals_block_lifecycle();
 }
 
 static pid_t spawn(struct master *ms, const char *name, int (*run)(struct master *, void *), void *arg,

@@ -23,6 +23,7 @@
 #include "local/reload.h"
 #include "deliver/remote.h"
 #include "util/log.h"
+#include "util/signals.h"
 #include "util/xalloc.h"
 
 #define RCPTS_PER_REQUEST 200
@@ -676,6 +677,7 @@ int queue_main(struct config *cfg, int smtpd_fd, const int *deliver_fds, size_t 
 	event_add(q.ev_sighup, NULL);
 	event_add(q.ev_sigterm, NULL);
 	event_add(q.ev_sigint, NULL);
+	signals_unblock_lifecycle();
 
 	/* Recovery: unacknowledged files go; committed ones are delivered. */
 	spool_recover_incoming(&q.spool, 3600);

@@ -24,6 +24,7 @@
 #include "smtp/smtpd.h"
 #include "tls/tls.h"
 #include "util/log.h"
+#include "util/signals.h"
 #include "util/xalloc.h"
 
 static void on_accept(evutil_socket_t fd, short what, void *arg)
@@ -269,6 +270,7 @@ int smtpd_main(struct config *cfg, int queue_fd, const int *listen_fds, const st
 	event_add(sd.ev_sighup, NULL);
 	event_add(sd.ev_sigterm, NULL);
 	event_add(sd.ev_sigint, NULL);
+	signals_unblock_lifecycle();
 	log_info("event=started listeners=%zu", nlisten);
 	event_base_dispatch(sd.base);
 	log_info("event=stopped");
