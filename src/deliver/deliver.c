@@ -53,8 +53,8 @@ struct deliver {
  * A fingerprint of the configuration and table files.  smtpd accepts a
  * recipient against its tables; if ours are older (a reload signal still on
  * its way), delivery would call the new user unknown and bounce mail that was
- * rightly accepted.  So every local request first checks the files and reloads
- * when they changed.
+ * rightly accepted.  So before a "user unknown" is believed, the files are
+ * checked and reloaded when they changed (off the hot path: only on a miss).
  */
 static unsigned long long tables_stamp(const struct config *c)
 {
@@ -71,14 +71,17 @@ static unsigned long long tables_stamp(const struct config *c)
 	return h;
 }
 
-static void refresh_tables(struct deliver *d)
+/* 1 when the tables were reloaded because their files changed. */
+static int refresh_tables(struct deliver *d)
 {
 	unsigned long long now = tables_stamp(d->cfg);
 	if (now == d->stamp)
-		return;
-	if (local_reload(&d->cfg, &d->tables) == 0)
+		return 0;
+	int ok = local_reload(&d->cfg, &d->tables) == 0;
+	if (ok)
 		log_info("event=reloaded reason=tables_changed");
 	d->stamp = tables_stamp(d->cfg);
+	return ok;
 }
 
 static struct pending *add_pending(struct deliver *d, const char *qid)
@@ -190,7 +193,6 @@ static void on_queue_msg(struct ipc_channel *ch, struct ipc_msg *m, void *arg)
 		free(items);
 		return;
 	}
-	refresh_tables(d);
 	unsigned received = count_received(m->fd, off, len);
 	for (uint32_t i = 0; i < n; i++) {
 		struct pending *p = add_pending(d, qid);
@@ -199,6 +201,9 @@ static void on_queue_msg(struct ipc_channel *ch, struct ipc_msg *m, void *arg)
 		p->present = xstrdup(items[i].present);
 		local_deliver(d->cfg, d->tables, m->fd, off, len, sender, items[i].dest, items[i].present, received, 1,
 		    &p->r);
+		if (p->r.status == DELIVER_PERMFAIL && !strcmp(p->r.enh, "5.1.1") && refresh_tables(d))
+			local_deliver(d->cfg, d->tables, m->fd, off, len, sender, items[i].dest, items[i].present, received,
+			    1, &p->r);
 	}
 	close(m->fd);
 	free(items);
