@@ -23,6 +23,8 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+
+#include "loopback.h"
 #include <event2/event.h>
 
 #include "dns/dns.h"
@@ -40,72 +42,6 @@ struct env {
 
 /* ---- helpers ---------------------------------------------------------------------- */
 
-static long now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
-}
-
-/* A loopback socket bound to an ephemeral port; the port through *port. */
-static int bound_socket(int type, int want_port, int *port)
-{
-	struct sockaddr_in sin;
-	socklen_t len = sizeof(sin);
-	int fd = socket(AF_INET, type, 0);
-
-	assert_true(fd >= 0);
-	memset(&sin, 0, sizeof(sin));
-	sin.sin_family = AF_INET;
-	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	sin.sin_port = htons((uint16_t)want_port);
-	if (bind(fd, (struct sockaddr *)&sin, sizeof(sin)) != 0) {
-		close(fd);
-		return -1;
-	}
-	assert_int_equal(getsockname(fd, (struct sockaddr *)&sin, &len), 0);
-	*port = ntohs(sin.sin_port);
-	return fd;
-}
-
-/* A port free for both UDP and TCP right now (the server binds it a moment later). */
-static int free_port(void)
-{
-	for (int tries = 0; tries < 50; tries++) {
-		int port, p2;
-		int u = bound_socket(SOCK_DGRAM, 0, &port);
-		int t = bound_socket(SOCK_STREAM, port, &p2);
-		close(u);
-		if (t >= 0) {
-			close(t);
-			return port;
-		}
-	}
-	fail_msg("no free port");
-	return -1;
-}
-
-static void on_deadline(evutil_socket_t fd, short what, void *arg)
-{
-	(void)fd;
-	(void)what;
-	*(int *)arg = 1;
-}
-
-/* Run the loop until *calls > 0 or max_ms passed; returns the elapsed ms. */
-static long run_until(struct event_base *base, const int *calls, int max_ms)
-{
-	int expired = 0;
-	struct timeval tv = { max_ms / 1000, (max_ms % 1000) * 1000 };
-	struct event *t = evtimer_new(base, on_deadline, &expired);
-	long start = now_ms();
-
-	evtimer_add(t, &tv);
-	while (*calls == 0 && !expired)
-		event_base_loop(base, EVLOOP_ONCE);
-	event_free(t);
-	return now_ms() - start;
-}
 
 struct qwait {
 	int calls;
@@ -136,7 +72,7 @@ static void query(struct env *e, struct dns *d, const char *name, int type, stru
 	w->in_query = 1;
 	dns_query(d, name, type, on_dns, w);
 	w->in_query = 0;
-	run_until(e->base, &w->calls, 8000);
+	run_until(e->base, &w->calls, 1, 8000);
 	assert_int_equal(w->calls, 1);
 	assert_int_equal(w->reentered, 0);
 }
@@ -166,7 +102,7 @@ static long check(struct env *e, const char *server, int timeout_ms, char *const
 	struct dnsbl_check *c = dnsbl_check(d, zones, n, ip, on_bl, w);
 	assert_non_null(c);
 	assert_int_equal(w->calls, 0);
-	run_until(e->base, &w->calls, 10000);
+	run_until(e->base, &w->calls, 1, 10000);
 	elapsed = now_ms() - start;
 	assert_int_equal(w->calls, 1);
 	dns_free(d);
@@ -184,6 +120,8 @@ static int group_setup(void **state)
 	if (e == NULL)
 		return -1;
 	e->port = free_port();
+	if (e->port < 0)
+		return -1;
 	snprintf(portstr, sizeof(portstr), "%d", e->port);
 	snprintf(e->server, sizeof(e->server), "127.0.0.1:%d", e->port);
 	e->base = event_base_new();
@@ -204,7 +142,7 @@ static int group_setup(void **state)
 		struct dns *d = dns_new(e->base, servers, 1, 200);
 		memset(&w, 0, sizeof(w));
 		dns_query(d, "data.test", 1, on_dns, &w);
-		run_until(e->base, &w.calls, 2000);
+		run_until(e->base, &w.calls, 1, 2000);
 		dns_free(d);
 		if (w.calls == 1 && w.a.status == DNS_OK)
 			return 0;
@@ -314,7 +252,7 @@ static void test_timeout(void **state)
 	assert_non_null(d);
 	memset(&w, 0, sizeof(w));
 	dns_query(d, "data.test", 1, on_dns, &w);
-	long ms = run_until(e->base, &w.calls, 8000);
+	long ms = run_until(e->base, &w.calls, 1, 8000);
 	assert_int_equal(w.calls, 1);
 	assert_int_equal(w.a.status, DNS_TEMPFAIL);
 	/* two tries: 300 ms, then c-ares doubles it for the second round */
@@ -356,7 +294,7 @@ static void test_free_from_callback(void **state)
 	fast.free_me = d;
 	dns_query(d, "x.slow.test", 1, on_dns, &slow);
 	dns_query(d, "data.test", 1, on_dns, &fast);
-	run_until(e->base, &fast.calls, 8000);
+	run_until(e->base, &fast.calls, 1, 8000);
 	assert_int_equal(fast.calls, 1);
 	assert_int_equal(fast.a.status, DNS_OK);
 	/* the free took effect when the callback returned: the slow query ended with it */
@@ -504,16 +442,16 @@ static void test_cancel(void **state)
 	/* a second check on the same resolver finishing proves the first had its answers */
 	memset(&other, 0, sizeof(other));
 	assert_non_null(dnsbl_check(d, zones, 2, "127.0.0.4", on_bl, &other));
-	run_until(e->base, &other.calls, 8000);
+	run_until(e->base, &other.calls, 1, 8000);
 	assert_int_equal(other.calls, 1);
-	run_until(e->base, &w.calls, 300);
+	run_until(e->base, &w.calls, 1, 300);
 	assert_int_equal(w.calls, 0);
 
 	/* cancelled while waiting for a silent list, then the resolver freed */
 	memset(&w, 0, sizeof(w));
 	c = dnsbl_check(d, slow, 1, "127.0.0.2", on_bl, &w);
 	assert_non_null(c);
-	run_until(e->base, &w.calls, 100);
+	run_until(e->base, &w.calls, 1, 100);
 	dnsbl_cancel(c);
 	dns_free(d);
 	assert_int_equal(w.calls, 0);
@@ -529,7 +467,7 @@ static void test_free_ends_check(void **state)
 
 	memset(&w, 0, sizeof(w));
 	assert_non_null(dnsbl_check(d, zones, 2, "127.0.0.2", on_bl, &w));
-	run_until(e->base, &w.calls, 300);  /* bl.test answers; slow.test does not */
+	run_until(e->base, &w.calls, 1, 300);  /* bl.test answers; slow.test does not */
 	assert_int_equal(w.calls, 0);
 	dns_free(d);
 	/* slow.test ended as a temporary failure ("no"), so bl.test's listing decides */

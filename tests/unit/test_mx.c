@@ -27,6 +27,8 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+
+#include "loopback.h"
 #include <event2/event.h>
 
 #include "deliver/hosts.h"
@@ -46,67 +48,6 @@ struct env {
 
 /* ---- helpers ---------------------------------------------------------------------- */
 
-static long now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
-}
-
-static int bound_socket(int type, int want_port, int *port)
-{
-	struct sockaddr_in sin;
-	socklen_t len = sizeof(sin);
-	int fd = socket(AF_INET, type, 0);
-
-	assert_true(fd >= 0);
-	memset(&sin, 0, sizeof(sin));
-	sin.sin_family = AF_INET;
-	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	sin.sin_port = htons((uint16_t)want_port);
-	if (bind(fd, (struct sockaddr *)&sin, sizeof(sin)) != 0) {
-		close(fd);
-		return -1;
-	}
-	assert_int_equal(getsockname(fd, (struct sockaddr *)&sin, &len), 0);
-	*port = ntohs(sin.sin_port);
-	return fd;
-}
-
-static int free_port(void)
-{
-	for (int tries = 0; tries < 50; tries++) {
-		int port, p2;
-		int u = bound_socket(SOCK_DGRAM, 0, &port);
-		int t = bound_socket(SOCK_STREAM, port, &p2);
-		close(u);
-		if (t >= 0) {
-			close(t);
-			return port;
-		}
-	}
-	return -1;
-}
-
-static void on_deadline(evutil_socket_t fd, short what, void *arg)
-{
-	(void)fd;
-	(void)what;
-	*(int *)arg = 1;
-}
-
-/* Run the loop until *calls >= want or max_ms passed. */
-static void run_until(struct event_base *base, const int *calls, int want, int max_ms)
-{
-	int expired = 0;
-	struct timeval tv = { max_ms / 1000, (max_ms % 1000) * 1000 };
-	struct event *t = evtimer_new(base, on_deadline, &expired);
-
-	evtimer_add(t, &tv);
-	while ((calls == NULL || *calls < want) && !expired)
-		event_base_loop(base, EVLOOP_ONCE);
-	event_free(t);
-}
 
 struct mwait {
 	int calls;
