@@ -361,9 +361,19 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
 			session_destroy(s);
 			return;
 		}
-		if (s->state == SS_WAIT) {
-			/* Waiting on our own queue, not on the client: keep waiting. */
+		if (s->state == SS_WAIT && s->auth_timer && evtimer_pending(s->auth_timer, NULL)) {
+			/* A failed AUTH's delay (at most a minute) is ours, not the client's silence. */
 			bufferevent_enable(bev, EV_READ);
+			return;
+		}
+		if (s->state == SS_WAIT) {
+			/*
+			 * The client waits for us and the queue has not answered for a whole
+			 * timeout: every wait is bounded (invariant 5).  A commit still in flight
+			 * may land without its 250: a duplicate when the client retries, never a loss.
+			 */
+			log_warnx("session=%llu event=queue_timeout client=%s", (unsigned long long)s->id, s->client_addr);
+			session_reply(s, 421, "4.3.0", "%s Error: queue not responding", s->sd->cfg->hostname);
 			return;
 		}
 		log_info("session=%llu event=timeout client=%s state=%d", (unsigned long long)s->id, s->client_addr, s->state);

@@ -1,5 +1,8 @@
 """Limits and their exact codes: size, recipients, line length, sessions, errors, timeouts, quota."""
 
+import os
+import re
+import signal
 import socket
 import time
 
@@ -247,3 +250,36 @@ def test_listen_list_and_hidden_ip(make_daemon):
         assert not data.startswith(b"220"), data
     finally:
         c.close()
+
+
+def _queue_pid(d):
+    """The queue process of the running daemon, from the master's child_started log line."""
+    pids = re.findall(r"child=queue pid=(\d+)", d.log("main"))
+    assert pids, d.log("main")
+    return int(pids[-1])
+
+
+def test_stalled_queue_is_a_bounded_wait(make_daemon):
+    """Invariant 5: when the queue does not answer, the session gets 421 4.3.0 after one timeout."""
+    d = make_daemon(params={"command_timeout": "2", "data_timeout": "2"})
+    qpid = _queue_pid(d)
+    os.kill(qpid, signal.SIGSTOP)
+    try:
+        with d.session(timeout=10) as s:
+            s.ehlo()
+            s.expect("MAIL FROM:<a@client.test>", "250")
+            s.expect("RCPT TO:<demo@example.test>", "250")
+            t0 = time.monotonic()
+            s.send(b"DATA\r\n")
+            r = s.reply(timeout=10)
+            took = time.monotonic() - t0
+            assert r.startswith("421 4.3.0 %s Error: queue not responding" % HOSTNAME), r
+            assert 1.5 <= took <= 8, took
+            assert s.wait_closed(3)
+    finally:
+        os.kill(qpid, signal.SIGCONT)
+    assert "event=queue_timeout" in d.log("main")
+    # the queue resumes and the daemon serves again
+    tok = token()
+    d.send("demo@example.test", "Subject: after stall %s\r\n\r\nx\r\n" % tok)
+    d.wait_for_token("demo@example.test", tok)
