@@ -180,9 +180,15 @@ static const struct param params[] = {
 	{ "shutdown_timeout", P_TIME, "30", F(shutdown_timeout), 0, 3600, NULL,
 	  "On SIGTERM, seconds to let sessions in the middle of a transaction finish before they are closed." },
 	{ "bounce_notice_lines", P_INT, "30", F(bounce_notice_lines), 0, 100000, NULL,
-	  "Body lines of the original message returned in a bounce after its headers." },
+	  "Body lines of the original message returned in a bounce after its headers when the sender did not ask with DSN RET= (0 = headers only)." },
+	{ "bounce_size_limit", P_SIZE, "50000", F(bounce_size_limit), 0, 1024L * 1024 * 1024, NULL,
+	  "Largest original message returned whole in a bounce (DSN RET=FULL); a larger one is returned as its headers." },
+	{ "delay_warning_time", P_TIME, "4h", F(delay_warning_time), 0, 365L * 86400, NULL,
+	  "Send the sender one delay warning (a DSN with Action: delayed) when a message has waited this long; 0 = never. Recipients whose DSN NOTIFY leaves out DELAY are not reported." },
+	{ "bounce_admin_copy", P_BOOL, "no", F(bounce_admin_copy), 0, 1, NULL,
+	  "Send the administrator (postmaster_address) a copy of every bounce, headers only (the manual's 'send error mail to the administrator too')." },
 	{ "postmaster_address", P_STR, "", F(postmaster_address), 0, 0, NULL,
-	  "Administrator address shown in bounces; empty = postmaster@hostname." },
+	  "The administrator (the manual's administrator account): named in bounces, receives bounces that cannot be delivered and, with bounce_admin_copy, copies of bounces. Empty = postmaster@hostname." },
 };
 #define NPARAMS (sizeof(params) / sizeof(params[0]))
 

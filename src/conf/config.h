@@ -121,6 +121,9 @@ struct config {
 	long queue_lifetime;
 	long shutdown_timeout;
 	long bounce_notice_lines;
+	long bounce_size_limit;
+	long delay_warning_time;
+	int bounce_admin_copy;
 	char *postmaster_address;
 };
 

@@ -22,10 +22,12 @@
 
 #include "deliver/remote.h"
 #include "local/reload.h"
+#include "queue/qfile.h"
 #include "queue/qid.h"
 #include "util/fsutil.h"
 #include "util/log.h"
 #include "util/signals.h"
+#include "util/xtext.h"
 #include "util/xalloc.h"
 
 /* A reply held back until the directory fsyncs of this pass are done. */
@@ -96,8 +98,8 @@ static struct pending *add_pending(struct deliver *d, const char *qid)
 	return p;
 }
 
-static void send_result_raw(struct deliver *d, const char *qid, uint32_t idx, uint32_t status, uint32_t cls,
-    const char *enh, const char *text)
+static void send_result_full(struct deliver *d, const char *qid, uint32_t idx, uint32_t status, uint32_t cls,
+    const char *enh, const char *text, const char *mta, int code, int dsn_passed)
 {
 	struct buf p;
 	buf_init(&p, 4096);
@@ -107,8 +109,17 @@ static void send_result_raw(struct deliver *d, const char *qid, uint32_t idx, ui
 	ipc_put_u32(&p, cls);
 	ipc_put_str(&p, enh);
 	ipc_put_str(&p, text);
+	ipc_put_str(&p, mta);
+	ipc_put_u32(&p, (uint32_t)code);
+	ipc_put_u32(&p, (uint32_t)dsn_passed);
 	ipc_send(&d->queue, IPC_D_RESULT, &p, -1);
 	buf_free(&p);
+}
+
+static void send_result_raw(struct deliver *d, const char *qid, uint32_t idx, uint32_t status, uint32_t cls,
+    const char *enh, const char *text)
+{
+	send_result_full(d, qid, idx, status, cls, enh, text, "", 0, 0);
 }
 
 static void send_result(struct deliver *d, const char *qid, uint32_t idx, const struct local_result *r)
@@ -138,9 +149,57 @@ static void remote_done(void *arg, const char *qid, struct remote_rcpt *r, size_
 		    lq(r[i].text));
 		if (r[i].status == DELIVER_OK)
 			log_to(LOG_SEND, "qid=%s event=sent to=<%s> relay=%s dsn=%s", qid, lq(r[i].addr), lq(r[i].relay), r[i].enh);
-		send_result_raw(d, qid, r[i].idx, (uint32_t)r[i].status, (uint32_t)r[i].cls, r[i].enh, r[i].text);
+		send_result_full(d, qid, r[i].idx, (uint32_t)r[i].status, (uint32_t)r[i].cls, r[i].enh, r[i].text,
+		    strcmp(r[i].relay, "none") ? r[i].relay : "", r[i].code, r[i].dsn_passed);
 	}
 	send_done(d, qid, 1);
+}
+
+/* RFC 3461 parameters passed on to a peer that offers DSN: RET and ENVID of the message. */
+static void dsn_msg_params(uint32_t ret, const char *envid, char *out, size_t n)
+{
+	char x[3 * DSN_ENVID_MAX + 1];
+	size_t k = 0;
+	out[0] = '\0';
+	if (ret == DSN_RET_FULL || ret == DSN_RET_HDRS)
+		k += (size_t)snprintf(out, n, "RET=%s", ret == DSN_RET_FULL ? "FULL" : "HDRS");
+	if (envid[0] && k < n && xtext_encode(envid, x, sizeof(x)) == 0)
+		snprintf(out + k, n - k, "%sENVID=%s", k ? " " : "", x);
+}
+
+/*
+ * NOTIFY and ORCPT of one recipient, or NULL.  When an alias changed the
+ * address and the sender gave no ORCPT, the address the sender used is passed
+ * on as ORCPT (RFC 3461 4.2: so the final DSN names what the sender wrote).
+ */
+static char *dsn_rcpt_params(uint32_t notify, const char *orcpt, const char *orig, const char *present)
+{
+	static const char *names[] = { "SUCCESS", "FAILURE", "DELAY" };
+	char out[64 + 3 * DSN_ORCPT_MAX + 16 + DSN_ORCPT_MAX];
+	size_t k = 0;
+	if (notify == DSN_NOTIFY_NEVER) {
+		k += (size_t)snprintf(out, sizeof(out), "NOTIFY=NEVER");
+	} else if (notify) {
+		k += (size_t)snprintf(out, sizeof(out), "NOTIFY=");
+		for (int b = 0, first = 1; b < 3; b++)
+			if (notify & (1u << b)) {
+				k += (size_t)snprintf(out + k, sizeof(out) - k, "%s%s", first ? "" : ",", names[b]);
+				first = 0;
+			}
+	}
+	char value[DSN_ORCPT_MAX + 16];
+	if (orcpt[0])
+		snprintf(value, sizeof(value), "%s", orcpt);
+	else if (strcmp(orig, present) != 0 && strlen(orig) < DSN_ORCPT_MAX - 8)
+		snprintf(value, sizeof(value), "rfc822;%s", orig);
+	else
+		value[0] = '\0';
+	/* ORCPT's type stays as it is; its address part is xtext. */
+	const char *semi = strchr(value, ';');
+	char x[3 * DSN_ORCPT_MAX + 1];
+	if (semi && xtext_encode(semi + 1, x, sizeof(x)) == 0 && strlen(x) + (size_t)(semi - value) < DSN_ORCPT_MAX)
+		snprintf(out + k, sizeof(out) - k, "%sORCPT=%.*s;%s", k ? " " : "", (int)(semi - value), value, x);
+	return out[0] ? xstrdup(out) : NULL;
 }
 
 static void on_queue_msg(struct ipc_channel *ch, struct ipc_msg *m, void *arg)
@@ -158,12 +217,19 @@ static void on_queue_msg(struct ipc_channel *ch, struct ipc_msg *m, void *arg)
 	const char *sender = ipc_get_str(m);
 	uint32_t flags = ipc_get_u32(m);
 	const char *domain = ipc_get_str(m);
+	const char *envid = ipc_get_str(m);
+	uint32_t ret = ipc_get_u32(m);
+	const char *auth = ipc_get_str(m);
 	uint32_t n = ipc_get_u32(m);
-	struct item { uint32_t idx; const char *dest, *present; } *items = xcalloc(n ? n : 1, sizeof(*items));
+	struct item { uint32_t idx; const char *dest, *present, *orig, *orcpt; uint32_t notify; } *items =
+	    xcalloc(n ? n : 1, sizeof(*items));
 	for (uint32_t i = 0; i < n && !m->bad; i++) {
 		items[i].idx = ipc_get_u32(m);
 		items[i].dest = ipc_get_str(m);
 		items[i].present = ipc_get_str(m);
+		items[i].orig = ipc_get_str(m);
+		items[i].notify = ipc_get_u32(m);
+		items[i].orcpt = ipc_get_str(m);
 	}
 	if (ipc_end(m) < 0 || m->fd < 0) {
 		if (m->fd >= 0)
@@ -186,10 +252,18 @@ static void on_queue_msg(struct ipc_channel *ch, struct ipc_msg *m, void *arg)
 			rr[i].idx = items[i].idx;
 			/* the envelope recipient we present to the next hop (the manual's rewrite rule) */
 			rr[i].addr = xstrdup(items[i].present);
+			rr[i].dsn_params = dsn_rcpt_params(items[i].notify, items[i].orcpt, items[i].orig, items[i].present);
 		}
-		unsigned rf = (flags & DELIVER_REQ_8BIT ? REMOTE_FLAG_8BIT : 0) |
-		    (flags & DELIVER_REQ_SMTPUTF8 ? REMOTE_FLAG_SMTPUTF8 : 0);
-		remote_deliver(d->remote, qid, m->fd, off, len, sender, rf, domain, rr, n, remote_done, d);
+		char mparams[3 * DSN_ENVID_MAX + 32];
+		dsn_msg_params(ret, envid, mparams, sizeof(mparams));
+		struct remote_msg msg = {
+			.sender = sender,
+			.dsn_params = mparams,
+			.auth_account = auth,
+			.flags = (flags & DELIVER_REQ_8BIT ? REMOTE_FLAG_8BIT : 0) |
+			    (flags & DELIVER_REQ_SMTPUTF8 ? REMOTE_FLAG_SMTPUTF8 : 0),
+		};
+		remote_deliver(d->remote, qid, m->fd, off, len, &msg, domain, rr, n, remote_done, d);
 		free(items);
 		return;
 	}

@@ -49,6 +49,8 @@ struct job {
 	int fd;
 	off_t off, len;
 	char *sender;
+	char *dsn_params;              /* message-level DSN parameters (RET, ENVID), or NULL */
+	char *auth_account;            /* who submitted it, "" when nobody authenticated */
 	unsigned flags;
 	char *domain;
 	struct remote_rcpt *rcpts;
@@ -216,12 +218,16 @@ static void job_free(struct job *j)
 		smtp_client_free(j->client);
 	if (j->fd >= 0)
 		close(j->fd);
-	for (size_t i = 0; i < j->n; i++)
+	for (size_t i = 0; i < j->n; i++) {
 		free(j->rcpts[i].addr);
+		free(j->rcpts[i].dsn_params);
+	}
 	free(j->rcpts);
 	free(j->srcpts);
 	free(j->srcpt_of);
 	free(j->sender);
+	free(j->dsn_params);
+	free(j->auth_account);
 	free(j->domain);
 	free(j);
 }
@@ -255,6 +261,8 @@ static void set_result(struct remote_rcpt *x, enum deliver_status st, enum retry
 	x->status = st;
 	x->cls = cls;
 	x->final = 1;
+	x->code = 0;
+	x->dsn_passed = 0;
 	snprintf(x->enh, sizeof(x->enh), "%s", enh && *enh ? enh : (st == DELIVER_OK ? "2.0.0" :
 	    st == DELIVER_TEMPFAIL ? "4.4.1" : "5.0.0"));
 	snprintf(x->text, sizeof(x->text), "%s", text ? text : "");
@@ -386,6 +394,8 @@ static void on_txn(struct smtp_client *c, struct smtp_txn *t, void *arg)
 		if (sr->status == SMTP_OK && t->status == SMTP_OK) {
 			set_result(x, DELIVER_OK, RETRY_NONE, sr->reply.enhanced[0] ? sr->reply.enhanced : "2.0.0",
 			    t->reply.text, j->tag);
+			x->code = t->reply.code;
+			x->dsn_passed = (smtp_client_extensions(c) & SMTP_EXT_DSN) != 0;
 			continue;
 		}
 		if (sr->why == SMTP_FAIL_ABORTED) {
@@ -409,11 +419,11 @@ static void on_txn(struct smtp_client *c, struct smtp_txn *t, void *arg)
 		snprintf(j->last_enh, sizeof(j->last_enh), "%s", rep->enhanced);
 		snprintf(j->last_text, sizeof(j->last_text), "%s", rep->text);
 		struct route_verdict v = route_next(&j->plan, j->step, more, oc, &j->tally);
-		if (v.action == ROUTE_BOUNCE)
-			set_result(x, DELIVER_PERMFAIL, RETRY_NONE, rep->enhanced, rep->text, j->tag);
-		else if (v.action == ROUTE_DEFER)
-			set_result(x, DELIVER_TEMPFAIL, cls, rep->enhanced, rep->text, j->tag);
-		else if (v.action == ROUTE_NEXT_HOST)
+		if (v.action == ROUTE_BOUNCE || v.action == ROUTE_DEFER) {
+			set_result(x, v.action == ROUTE_BOUNCE ? DELIVER_PERMFAIL : DELIVER_TEMPFAIL,
+			    v.action == ROUTE_BOUNCE ? RETRY_NONE : cls, rep->enhanced, rep->text, j->tag);
+			x->code = rep->code;
+		} else if (v.action == ROUTE_NEXT_HOST)
 			j->want_next_host = 1;
 		else
 			j->want_next_step = 1;
@@ -469,10 +479,12 @@ static void on_connect(int fd, int err, void *arg)
 	for (size_t i = 0; i < j->n; i++)
 		if (!j->rcpts[i].final) {
 			j->srcpts[j->nsrcpts].addr = j->rcpts[i].addr;
+			j->srcpts[j->nsrcpts].dsn_params = j->rcpts[i].dsn_params;
 			j->srcpt_of[j->nsrcpts++] = i;
 		}
 	memset(&j->txn, 0, sizeof(j->txn));
 	j->txn.sender = j->sender;
+	j->txn.dsn_params = j->dsn_params;
 	j->txn.rcpts = j->srcpts;
 	j->txn.nrcpt = j->nsrcpts;
 	j->txn.fd = j->fd;
@@ -612,8 +624,8 @@ static void next_step(struct job *j)
 	dns_query_ext(j->r->dns, h, 1, on_host_a, j);
 }
 
-void remote_deliver(struct remote *r, const char *qid, int fd, off_t off, off_t len, const char *sender,
-    unsigned flags, const char *domain, struct remote_rcpt *rcpts, size_t n, remote_done_cb cb, void *arg)
+void remote_deliver(struct remote *r, const char *qid, int fd, off_t off, off_t len, const struct remote_msg *msg,
+    const char *domain, struct remote_rcpt *rcpts, size_t n, remote_done_cb cb, void *arg)
 {
 	struct job *j = xcalloc(1, sizeof(*j));
 	j->r = r;
@@ -621,8 +633,10 @@ void remote_deliver(struct remote *r, const char *qid, int fd, off_t off, off_t 
 	j->fd = fd;
 	j->off = off;
 	j->len = len;
-	j->sender = xstrdup(sender);
-	j->flags = flags;
+	j->sender = xstrdup(msg->sender);
+	j->dsn_params = msg->dsn_params && msg->dsn_params[0] ? xstrdup(msg->dsn_params) : NULL;
+	j->auth_account = xstrdup(msg->auth_account ? msg->auth_account : "");
+	j->flags = msg->flags;
 	j->domain = xstrdup(domain);
 	j->rcpts = rcpts;
 	j->n = n;

@@ -35,12 +35,15 @@ enum retry_class {
 struct remote_rcpt {
 	uint32_t idx;
 	char *addr;
+	char *dsn_params;  /* "NOTIFY=... ORCPT=..." for peers that offer DSN, or NULL (owned) */
 	/* results */
 	enum deliver_status status;
 	enum retry_class cls;
 	char enh[16];
 	char text[512];
 	char relay[300];   /* host[ip]:port that decided, or "none" */
+	int code;          /* the peer's reply code that decided, 0 when none */
+	int dsn_passed;    /* delivered to a peer that offers DSN: it reports success itself */
 	int final;         /* decided for this attempt */
 };
 
@@ -50,14 +53,22 @@ typedef void (*remote_done_cb)(void *arg, const char *qid, struct remote_rcpt *r
 struct remote *remote_new(struct event_base *base, const struct config *cfg, struct buf *errors);
 void remote_free(struct remote *r);
 
+/* The message-level facts of a delivery besides its content. */
+struct remote_msg {
+	const char *sender;
+	const char *dsn_params;   /* "RET=... ENVID=..." for peers that offer DSN, or "" */
+	const char *auth_account; /* the account that submitted it (per-account smart-host AUTH), or "" */
+	unsigned flags;           /* REMOTE_FLAG_* */
+};
+
 /*
- * Deliver fd's content [off, off+len) from sender to rcpts (all in domain).
+ * Deliver fd's content [off, off+len) from msg->sender to rcpts (all in domain).
  * Takes ownership of fd and of rcpts (freed after cb).  cb runs once, from the
  * event loop, with every recipient decided (DELIVER_OK, TEMPFAIL with a class,
  * or PERMFAIL).
  */
-void remote_deliver(struct remote *r, const char *qid, int fd, off_t off, off_t len, const char *sender,
-    unsigned flags, const char *domain, struct remote_rcpt *rcpts, size_t n, remote_done_cb cb, void *arg);
+void remote_deliver(struct remote *r, const char *qid, int fd, off_t off, off_t len, const struct remote_msg *msg,
+    const char *domain, struct remote_rcpt *rcpts, size_t n, remote_done_cb cb, void *arg);
 
 /* Jobs still running (for shutdown). */
 size_t remote_active(const struct remote *r);

@@ -34,9 +34,11 @@ enum ipc_type {
 	IPC_Q_COMMIT_FAIL,   /* u64 session, str qid, str why */
 	/* queue -> deliver */
 	IPC_D_DELIVER,       /* str qid, u64 off, u64 len, str sender, u32 flags (DELIVER_REQ_*), str domain,
-	                        u32 n, n x (u32 idx, str dest, str present), + fd */
+	                        str envid, u32 ret, str auth account,
+	                        u32 n, n x (u32 idx, str dest, str present, str orig, u32 notify, str orcpt), + fd */
 	/* deliver -> queue */
-	IPC_D_RESULT,        /* str qid, u32 idx, u32 status (enum deliver_status), u32 retry class, str enh, str text */
+	IPC_D_RESULT,        /* str qid, u32 idx, u32 status (enum deliver_status), u32 retry class, str enh, str text,
+	                        str remote MTA ("" for local), u32 reply code, u32 DSN passed on to the peer */
 	IPC_D_DONE,          /* str qid, u32 remote */
 };
 

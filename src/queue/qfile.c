@@ -79,6 +79,14 @@ static int put_field(struct buf *out, const char *key, const char *value)
 
 static const char *body_names[] = { "7bit", "8bitmime", "binarymime" };
 
+static const char *ret_names[] = { "", "full", "hdrs" };
+
+/* NEVER stands alone; otherwise any set of SUCCESS, FAILURE, DELAY (RFC 3461 4.1). */
+static int notify_ok(unsigned n)
+{
+	return n <= (DSN_NOTIFY_SUCCESS | DSN_NOTIFY_FAILURE | DSN_NOTIFY_DELAY) || n == DSN_NOTIFY_NEVER;
+}
+
 static int state_ok(char c)
 {
 	return c == RCPT_LOCAL || c == RCPT_REMOTE || c == RCPT_DONE || c == RCPT_BOUNCED ||
@@ -123,10 +131,11 @@ int qfile_write_header(struct buf *out, struct qenvelope *e)
 	char num[32];
 
 	if (!qid_valid(e->qid) || e->nrcpt == 0 || e->nrcpt > QFILE_RCPT_MAX || e->body < 0 ||
-	    e->body > 2 || (e->smtputf8 != 0 && e->smtputf8 != 1))
+	    e->body > 2 || (e->smtputf8 != 0 && e->smtputf8 != 1) || (e->warned != 0 && e->warned != 1) ||
+	    e->ret < 0 || e->ret > DSN_RET_HDRS || (e->notice_admin != 0 && e->notice_admin != 1))
 		return -1;
 	for (size_t i = 0; i < e->nrcpt; i++)
-		if (!state_ok(e->rcpt[i].state))
+		if (!state_ok(e->rcpt[i].state) || !notify_ok(e->rcpt[i].notify))
 			return -1;
 
 	snprintf(num, sizeof(num), "%lld", e->arrival);
@@ -135,7 +144,16 @@ int qfile_write_header(struct buf *out, struct qenvelope *e)
 	    put_field(out, "client-addr", e->client_addr) < 0 ||
 	    put_field(out, "client-name", e->client_name) < 0 || put_field(out, "helo", e->helo) < 0 ||
 	    put_field(out, "proto", e->proto) < 0 || put_field(out, "body", body_names[e->body]) < 0 ||
-	    put_field(out, "smtputf8", e->smtputf8 ? "1" : "0") < 0)
+	    put_field(out, "smtputf8", e->smtputf8 ? "1" : "0") < 0 || buf_puts(out, "warned: ") < 0)
+		goto fail;
+	e->warned_off = (off_t)out->len;
+	if (buf_puts(out, e->warned ? "1\n" : "0\n") < 0)
+		goto fail;
+	/* Optional records are written only when set, so a parsed file reproduces itself. */
+	if ((e->ret && put_field(out, "ret", ret_names[e->ret]) < 0) ||
+	    (e->envid && e->envid[0] && put_field(out, "envid", e->envid) < 0) ||
+	    (e->auth && e->auth[0] && put_field(out, "auth", e->auth) < 0) ||
+	    (e->notice_admin && put_field(out, "notice", "admin") < 0))
 		goto fail;
 	for (size_t i = 0; i < e->nrcpt; i++) {
 		struct qrcpt *r = &e->rcpt[i];
@@ -145,7 +163,8 @@ int qfile_write_header(struct buf *out, struct qenvelope *e)
 		fixed_fields(fixed, r);
 		if (buf_puts(out, fixed) < 0 || buf_putc(out, ' ') < 0 || put_enc(out, r->orig) < 0 ||
 		    buf_putc(out, '\t') < 0 || put_enc(out, r->dest) < 0 || buf_putc(out, '\t') < 0 ||
-		    put_enc(out, r->present) < 0 || buf_putc(out, '\n') < 0)
+		    put_enc(out, r->present) < 0 || buf_putc(out, '\t') < 0 || buf_putc(out, (char)('0' + r->notify)) < 0 ||
+		    buf_putc(out, '\t') < 0 || put_enc(out, r->orcpt) < 0 || buf_putc(out, '\n') < 0)
 			goto fail;
 	}
 	if (buf_puts(out, DATA_LINE) < 0)
@@ -267,7 +286,7 @@ static int parse_fixed(const char *p, size_t n, long long *out)
 static int parse_rcpt(const char *v, size_t n, off_t line_off, struct qenvelope *e, size_t *cap)
 {
 	long long att, nt;
-	/* "S AAAA NNNNNNNNNNNN orig\tdest\tpresent" */
+	/* "S AAAA NNNNNNNNNNNN orig\tdest\tpresent\tN\torcpt" */
 	if (n < QFILE_RCPT_FIXED_LEN + 1 || !state_ok(v[0]) || v[1] != ' ' || v[6] != ' ' ||
 	    v[QFILE_RCPT_FIXED_LEN] != ' ' || parse_fixed(v + 2, 4, &att) < 0 ||
 	    parse_fixed(v + 7, 12, &nt) < 0)
@@ -277,15 +296,22 @@ static int parse_rcpt(const char *v, size_t n, off_t line_off, struct qenvelope 
 	if (t1 == NULL)
 		return -1;
 	const char *t2 = memchr(t1 + 1, '\t', (size_t)(end - t1 - 1));
-	if (t2 == NULL || memchr(t2 + 1, '\t', (size_t)(end - t2 - 1)) != NULL)
+	if (t2 == NULL)
+		return -1;
+	const char *t3 = memchr(t2 + 1, '\t', (size_t)(end - t2 - 1));
+	/* the notify digit, then the last field */
+	if (t3 == NULL || end - t3 < 3 || t3[1] < '0' || t3[1] > '8' || t3[2] != '\t' ||
+	    !notify_ok((unsigned)(t3[1] - '0')) || memchr(t3 + 3, '\t', (size_t)(end - t3 - 3)) != NULL)
 		return -1;
 	char *orig = decode(f, (size_t)(t1 - f));
 	char *dest = decode(t1 + 1, (size_t)(t2 - t1 - 1));
-	char *present = decode(t2 + 1, (size_t)(end - t2 - 1));
-	if (orig == NULL || dest == NULL || present == NULL) {
+	char *present = decode(t2 + 1, (size_t)(t3 - t2 - 1));
+	char *orcpt = decode(t3 + 3, (size_t)(end - t3 - 3));
+	if (orig == NULL || dest == NULL || present == NULL || orcpt == NULL) {
 		free(orig);
 		free(dest);
 		free(present);
+		free(orcpt);
 		return -1;
 	}
 	if (e->nrcpt == *cap) {
@@ -299,17 +325,21 @@ static int parse_rcpt(const char *v, size_t n, off_t line_off, struct qenvelope 
 	r->orig = orig;
 	r->dest = dest;
 	r->present = present;
+	r->notify = (unsigned)(t3[1] - '0');
+	r->orcpt = orcpt;
 	r->state_off = line_off + 6; /* strlen("rcpt: ") */
 	return 0;
 }
 
 enum key {
 	K_QID, K_ARRIVAL, K_SENDER, K_CLIENT_ADDR, K_CLIENT_NAME, K_HELO, K_PROTO, K_BODY,
-	K_SMTPUTF8, K_RCPT, K_DATA, K_COUNT
+	K_SMTPUTF8, K_WARNED, K_RCPT, K_DATA,
+	K_OPTIONAL, /* the keys after this one may be absent */
+	K_RET = K_OPTIONAL, K_ENVID, K_AUTH, K_NOTICE, K_COUNT
 };
 static const char *key_names[K_COUNT] = {
 	"qid", "arrival", "sender", "client-addr", "client-name", "helo", "proto", "body",
-	"smtputf8", "rcpt", "data"
+	"smtputf8", "warned", "rcpt", "data", "ret", "envid", "auth", "notice"
 };
 
 /*
@@ -437,6 +467,32 @@ static int parse_header(const char *p, size_t hlen, struct qenvelope *e, char *w
 				goto bad_value;
 			e->smtputf8 = v[0] - '0';
 			break;
+		case K_WARNED:
+			if (vl != 1 || (v[0] != '0' && v[0] != '1'))
+				goto bad_value;
+			e->warned = v[0] - '0';
+			e->warned_off = (off_t)(v - p);
+			break;
+		case K_RET:
+			e->ret = 0;
+			for (int b = 1; b <= DSN_RET_HDRS; b++)
+				if (strlen(ret_names[b]) == vl && memcmp(v, ret_names[b], vl) == 0)
+					e->ret = b;
+			if (e->ret == 0)
+				goto bad_value;
+			break;
+		case K_ENVID:
+		case K_AUTH:
+			/* present only when set: an empty value is not canonical */
+			if (vl == 0 || (s = decode(v, vl)) == NULL)
+				goto bad_value;
+			*(k == K_ENVID ? &e->envid : &e->auth) = s;
+			break;
+		case K_NOTICE:
+			if (vl != 5 || memcmp(v, "admin", 5) != 0)
+				goto bad_value;
+			e->notice_admin = 1;
+			break;
 		case K_RCPT:
 			if (seen[K_RCPT] > QFILE_RCPT_MAX) {
 				why_set(why, whysz, "invalid: more than %d recipients", QFILE_RCPT_MAX);
@@ -456,7 +512,7 @@ static int parse_header(const char *p, size_t hlen, struct qenvelope *e, char *w
 		why_set(why, whysz, "invalid: bad value for '%s' at offset %zu", key_names[k], pos);
 		return -1;
 	}
-	for (int k = 0; k < K_COUNT; k++)
+	for (int k = 0; k < K_OPTIONAL; k++)
 		if (!seen[k]) {
 			why_set(why, whysz, "invalid: missing key '%s'", key_names[k]);
 			return -1;
@@ -608,7 +664,10 @@ void qenvelope_free(struct qenvelope *e)
 		free(e->rcpt[i].orig);
 		free(e->rcpt[i].dest);
 		free(e->rcpt[i].present);
+		free(e->rcpt[i].orcpt);
 	}
+	free(e->envid);
+	free(e->auth);
 	free(e->rcpt);
 	free(e->sender);
 	free(e->client_addr);
@@ -636,6 +695,24 @@ int qfile_set_rcpt(int fd, const struct qrcpt *r)
 		}
 		done += (size_t)n;
 	}
+	return 0;
+}
+
+int qfile_set_warned(int fd, struct qenvelope *e)
+{
+	if (e->warned_off <= 0) {
+		errno = EINVAL;
+		return -1;
+	}
+	for (;;) {
+		ssize_t n = pwrite(fd, "1", 1, e->warned_off);
+		if (n == 1)
+			break;
+		if (n < 0 && errno == EINTR)
+			continue;
+		return -1;
+	}
+	e->warned = 1;
 	return 0;
 }
 

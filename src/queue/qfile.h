@@ -7,7 +7,10 @@
  *   sender: <address, empty for <>>\n
  *   client-addr: ...\n  client-name: ...\n  helo: ...\n  proto: ESMTP\n
  *   body: 7bit|8bitmime|binarymime\n   smtputf8: 0|1\n
- *   rcpt: <S> <attempts:4 digits> <next try:12 digits> <orig>\t<dest>\t<present>\n   (repeated)
+ *   warned: 0|1\n                      (a delay warning went out; updated in place)
+ *   [ret: full|hdrs\n] [envid: <id>\n] [auth: <account>\n] [notice: admin\n]   (optional)
+ *   rcpt: <S> <attempts:4 digits> <next try:12 digits> <orig>\t<dest>\t<present>\t<notify>\t<orcpt>\n
+ *         (repeated; notify is one digit, the DSN_NOTIFY_* bits; orcpt may be empty)
  *   data: \n
  *   <message content, CRLF lines, exactly data-len bytes>
  *   \nend <data-len, 12 digits>\n
@@ -29,6 +32,16 @@
 #include "util/buf.h"
 
 #define QFILE_MAGIC "TSUBAME-QUEUE 1\n"
+
+/* RFC 3461 per-recipient NOTIFY (bits) and per-message RET. */
+#define DSN_NOTIFY_SUCCESS 0x1
+#define DSN_NOTIFY_FAILURE 0x2
+#define DSN_NOTIFY_DELAY 0x4
+#define DSN_NOTIFY_NEVER 0x8
+#define DSN_RET_FULL 1
+#define DSN_RET_HDRS 2
+#define DSN_ENVID_MAX 100   /* RFC 3461 4.4: at most 100 characters */
+#define DSN_ORCPT_MAX 500   /* RFC 3461 4.2: at most 500 characters */
 
 /* Limits the parser enforces (and the writer respects). */
 #define QFILE_HEADER_MAX (64u * 1024 * 1024) /* magic through "data: \n" */
@@ -54,6 +67,8 @@ struct qrcpt {
 	char *orig;          /* as given in RCPT TO */
 	char *dest;          /* where it goes (after aliases) */
 	char *present;       /* envelope recipient to present (manual's rewrite rule) */
+	unsigned notify;     /* DSN_NOTIFY_* bits; 0 = not given (failures and delays are reported) */
+	char *orcpt;         /* RFC 3461 ORCPT "type;address", "" when not given */
 	off_t state_off;     /* file offset of the state letter (set by the parser / writer) */
 };
 
@@ -67,6 +82,12 @@ struct qenvelope {
 	char *proto;
 	int body;            /* 0 7bit, 1 8bitmime, 2 binarymime */
 	int smtputf8;
+	int warned;          /* a delay warning was sent (D5: once) */
+	off_t warned_off;    /* file offset of the warned digit (set by the parser / writer) */
+	int ret;             /* DSN_RET_*, 0 = not given */
+	char *envid;         /* RFC 3461 ENVID, NULL or "" when not given */
+	char *auth;          /* the account that submitted it (AUTH), NULL or "" when none */
+	int notice_admin;    /* a notice to the administrator: if it fails, it is dropped (loop guard) */
 	struct qrcpt *rcpt;
 	size_t nrcpt;
 	off_t data_off;      /* where the content starts */
@@ -99,6 +120,8 @@ void qenvelope_free(struct qenvelope *e);
 
 /* Update one recipient in place (state, attempts, next_try) with one pwrite. 0 or -1. */
 int qfile_set_rcpt(int fd, const struct qrcpt *r);
+/* Record in place that the delay warning went out (e->warned = 1).  0 or -1. */
+int qfile_set_warned(int fd, struct qenvelope *e);
 
 /*
  * The parser is strict and canonical: keys may come in any order but each

@@ -88,10 +88,14 @@ static void msg_free(struct queue *q, struct qmsg *m)
 	for (size_t i = 0; i < m->env.nrcpt; i++) {
 		free(m->diag[i]);
 		free(m->enh[i]);
+		free(m->mta[i]);
 	}
 	free(m->diag);
 	free(m->enh);
+	free(m->mta);
+	free(m->code);
 	free(m->perm);
+	free(m->success);
 	qenvelope_free(&m->env);
 	free(m);
 	q->nmessages--;
@@ -140,8 +144,11 @@ void queue_admit(struct queue *q, const char *qid, int fd, struct qenvelope *env
 	memset(env, 0, sizeof(*env));
 	size_t n = m->env.nrcpt ? m->env.nrcpt : 1;
 	m->perm = xcalloc(n, 1);
+	m->success = xcalloc(n, 1);
 	m->diag = xcalloc(n, sizeof(char *));
 	m->enh = xcalloc(n, sizeof(char *));
+	m->mta = xcalloc(n, sizeof(char *));
+	m->code = xcalloc(n, sizeof(int));
 	m->timer = evtimer_new(q->base, on_retry, m);
 	TAILQ_INSERT_TAIL(&q->waiting, m, entry);
 	q->nmessages++;
@@ -189,6 +196,9 @@ static int send_batch(struct queue *q, struct qmsg *m, long long now, char state
 	ipc_put_str(&p, m->env.sender);
 	ipc_put_u32(&p, flags);
 	ipc_put_str(&p, domain ? domain : "");
+	ipc_put_str(&p, m->env.envid ? m->env.envid : "");
+	ipc_put_u32(&p, (uint32_t)m->env.ret);
+	ipc_put_str(&p, m->env.auth ? m->env.auth : "");
 	size_t count_at = p.len;
 	ipc_put_u32(&p, 0);
 	uint32_t n = 0;
@@ -198,11 +208,14 @@ static int send_batch(struct queue *q, struct qmsg *m, long long now, char state
 			continue;
 		if (remote && strcasecmp(domain_of(r->dest), domain) != 0)
 			continue;
-		if (p.len + strlen(r->dest) + strlen(r->present) + 64 > IPC_MAX_MESSAGE)
+		if (p.len + strlen(r->dest) + strlen(r->present) + strlen(r->orig) + strlen(r->orcpt) + 64 > IPC_MAX_MESSAGE)
 			break;
 		ipc_put_u32(&p, (uint32_t)i);
 		ipc_put_str(&p, r->dest);
 		ipc_put_str(&p, r->present);
+		ipc_put_str(&p, r->orig);
+		ipc_put_u32(&p, r->notify);
+		ipc_put_str(&p, r->orcpt);
 		sent[i] = 1;
 		n++;
 	}
@@ -297,6 +310,45 @@ static int persist(struct qmsg *m)
 	return 0;
 }
 
+/* When the delay warning falls due, or 0 when there is none to send. */
+static long long warning_due_at(const struct queue *q, const struct qmsg *m)
+{
+	if (m->env.warned || q->cfg->delay_warning_time <= 0 || m->env.sender[0] == '\0')
+		return 0;
+	return m->env.arrival + q->cfg->delay_warning_time;
+}
+
+/*
+ * D5 / RFC 3461: the success reports of this round, then the one delay warning
+ * once the message has waited delay_warning_time.  A lost success report is
+ * logged (the delivery itself stands); a delay warning that cannot be queued
+ * is tried again next round.
+ */
+static void notices(struct queue *q, struct qmsg *m, long long now)
+{
+	size_t n = m->env.nrcpt;
+	if (memchr(m->success, 's', n) || memchr(m->success, 'r', n)) {
+		if (success_queue(q, m) < 0)
+			log_warnx("qid=%s event=notice_failed kind=success", m->qid);
+		memset(m->success, 0, n);
+	}
+	long long warn_at = warning_due_at(q, m);
+	if (warn_at == 0 || now < warn_at)
+		return;
+	unsigned char *pending = xcalloc(n ? n : 1, 1);
+	int any = 0;
+	for (size_t i = 0; i < n; i++)
+		if (m->env.rcpt[i].state == RCPT_LOCAL || m->env.rcpt[i].state == RCPT_REMOTE)
+			pending[i] = any = 1;
+	if (any && delay_queue(q, m, pending) == 0) {
+		if (qfile_set_warned(m->fd, &m->env) < 0)
+			log_warn("qid=%s event=state_write_failed what=warned", m->qid);
+		m->env.warned = 1; /* in memory at least: one warning per run even if the file refused */
+		m->dirty = 1;
+	}
+	free(pending);
+}
+
 /* Every request of this round answered (or none sent): settle the message. */
 static void finish_round(struct queue *q, struct qmsg *m)
 {
@@ -344,6 +396,8 @@ static void finish_round(struct queue *q, struct qmsg *m)
 				m->dirty = 1;
 			}
 
+	notices(q, m, now);
+
 	if (qenvelope_finished(&m->env)) {
 		/* Nothing left: the message leaves the queue (a lost unlink only repeats deliveries). */
 		if (spool_remove(&q->spool, m->qid) < 0 && errno != ENOENT)
@@ -360,6 +414,9 @@ static void finish_round(struct queue *q, struct qmsg *m)
 	}
 	if (persist(m) < 0 || next <= now)
 		next = now + q->cfg->retry_interval;
+	long long warn_at = warning_due_at(q, m);
+	if (warn_at > now && warn_at < next)
+		next = warn_at;
 	close(m->fd);
 	m->fd = -1;
 	struct timeval tv = { (time_t)(next - now), 0 };
@@ -411,6 +468,9 @@ static void on_deliver_msg(struct ipc_channel *ch, struct ipc_msg *im, void *arg
 		uint32_t cls = ipc_get_u32(im);
 		const char *enh = ipc_get_str(im);
 		const char *text = ipc_get_str(im);
+		const char *mta = ipc_get_str(im);
+		uint32_t code = ipc_get_u32(im);
+		uint32_t dsn_passed = ipc_get_u32(im);
 		if (ipc_end(im) < 0)
 			return;
 		struct qmsg *m = find_msg(q, qid);
@@ -419,9 +479,15 @@ static void on_deliver_msg(struct ipc_channel *ch, struct ipc_msg *im, void *arg
 		struct qrcpt *r = &m->env.rcpt[idx];
 		free(m->diag[idx]);
 		free(m->enh[idx]);
+		free(m->mta[idx]);
 		m->diag[idx] = xstrdup(text);
 		m->enh[idx] = xstrdup(enh);
+		m->mta[idx] = xstrdup(mta);
+		m->code[idx] = code < 1000 ? (int)code : 0;
 		if (status == DELIVER_OK) {
+			/* RFC 3461 6.2.6: a peer that took NOTIFY with it reports success itself. */
+			if ((r->notify & DSN_NOTIFY_SUCCESS) && !dsn_passed)
+				m->success[idx] = r->state == RCPT_REMOTE ? 'r' : 's';
 			r->state = RCPT_DONE;
 			m->dirty = 1;
 		} else if (status == DELIVER_PERMFAIL) {

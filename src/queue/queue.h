@@ -35,8 +35,11 @@ struct qmsg {
 	struct event *timer;           /* next retry */
 	/* per-recipient outcome of the current round */
 	unsigned char *perm;           /* 1 = permanent failure this round */
-	char **diag;                   /* failure text per recipient */
+	unsigned char *success;        /* DSN success to report this round: 's' delivered, 'r' relayed */
+	char **diag;                   /* last reply text per recipient */
 	char **enh;
+	char **mta;                    /* the peer that gave it ("" for local delivery) */
+	int *code;                     /* its SMTP reply code, 0 when none */
 };
 
 struct incoming {
@@ -86,7 +89,19 @@ int queue_main(struct config *cfg, int smtpd_fd, const int *deliver_fds, size_t 
 /* Take a committed message under management (parsed envelope, fd open); schedules its deliveries. */
 void queue_admit(struct queue *q, const char *qid, int fd, struct qenvelope *env);
 
-/* bounce.c: queue a delivery status notification for the recipients marked perm in m. 0 or -1. */
+/*
+ * bounce.c: delivery status notifications (RFC 3464, RFC 3461).
+ *
+ * bounce_queue: the failure notice for the recipients marked perm in m, as
+ * their NOTIFY asks, plus the administrator's copy (bounce_admin_copy); a
+ * message from <> that fails goes to the administrator once.  0 when everything
+ * that must be sent is durably queued (the caller may then mark the recipients),
+ * -1 to try again later.
+ */
 int bounce_queue(struct queue *q, struct qmsg *m, int expired);
+/* The one delay warning for the recipients in sel (Action: delayed).  0 or -1. */
+int delay_queue(struct queue *q, struct qmsg *m, const unsigned char *sel);
+/* Success notices for m->success (Action: delivered / relayed).  0 or -1. */
+int success_queue(struct queue *q, struct qmsg *m);
 
 #endif

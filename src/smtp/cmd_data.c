@@ -190,6 +190,9 @@ void data_queue_created(struct session *s, const char *qid, int fd)
 	e.proto = (char *)protocol(s);
 	e.body = t->mp.body == BODY_8BITMIME ? 1 : 0;
 	e.smtputf8 = t->mp.smtputf8;
+	e.ret = t->mp.ret;
+	e.envid = t->mp.envid;
+	e.auth = s->auth_id;
 	e.nrcpt = t->nrcpt;
 	e.rcpt = xcalloc(t->nrcpt, sizeof(*e.rcpt));
 	for (size_t i = 0; i < t->nrcpt; i++) {
@@ -197,6 +200,8 @@ void data_queue_created(struct session *s, const char *qid, int fd)
 		e.rcpt[i].orig = t->rcpt[i].orig;
 		e.rcpt[i].dest = t->rcpt[i].dest;
 		e.rcpt[i].present = t->rcpt[i].present;
+		e.rcpt[i].notify = t->rcpt[i].notify;
+		e.rcpt[i].orcpt = t->rcpt[i].orcpt;
 	}
 	struct buf head;
 	buf_init(&head, 64 * 1024 * 1024);

@@ -11,6 +11,7 @@
 #include "smtp/command.h"
 
 #include <string.h>
+#include "util/xtext.h"
 
 static const char *const verb_names[VERB_COUNT] = {
 	[VERB_UNKNOWN] = "UNKNOWN",
@@ -233,6 +234,23 @@ static int mail_params(const char *s, struct mail_params *mp, struct smtp_err *e
 				mp->body = BODY_BINARYMIME;
 			else
 				return fail(err, 501, "5.5.4", "Unsupported BODY type");
+		} else if (ci_word(p.kw, p.kwlen, "RET")) {
+			/* RFC 3461 4.3: ret-value = "FULL" / "HDRS" */
+			if (mp->ret)
+				return fail(err, 501, "5.5.4", "Duplicate RET parameter");
+			if (p.val != NULL && ci_word(p.val, p.vallen, "FULL"))
+				mp->ret = DSN_RET_FULL;
+			else if (p.val != NULL && ci_word(p.val, p.vallen, "HDRS"))
+				mp->ret = DSN_RET_HDRS;
+			else
+				return fail(err, 501, "5.5.4", "Bad RET parameter syntax");
+		} else if (ci_word(p.kw, p.kwlen, "ENVID")) {
+			/* RFC 3461 4.4: xtext, at most 100 characters */
+			if (mp->envid[0])
+				return fail(err, 501, "5.5.4", "Duplicate ENVID parameter");
+			if (p.val == NULL || p.vallen > DSN_ENVID_MAX ||
+			    xtext_decode(p.val, p.vallen, mp->envid, sizeof(mp->envid)) <= 0)
+				return fail(err, 501, "5.5.4", "Bad ENVID parameter syntax");
 		} else if (ci_word(p.kw, p.kwlen, "SMTPUTF8")) {
 			/* RFC 6531 3.4: the SMTPUTF8 parameter has no value */
 			if (mp->smtputf8)
@@ -240,6 +258,73 @@ static int mail_params(const char *s, struct mail_params *mp, struct smtp_err *e
 			if (p.val != NULL)
 				return fail(err, 501, "5.5.4", "SMTPUTF8 takes no value");
 			mp->smtputf8 = 1;
+		} else {
+			return fail(err, 555, "5.5.4", unsupported_text(p.kw, p.kwlen));
+		}
+		s += n;
+	}
+	return 0;
+}
+
+/* RFC 3461 4.1: "NEVER" alone, or a list of SUCCESS, FAILURE, DELAY (each once). */
+static int parse_notify(const char *v, size_t n, unsigned *out)
+{
+	unsigned bits = 0;
+	size_t i = 0;
+	while (i < n) {
+		size_t j = i;
+		while (j < n && v[j] != ',')
+			j++;
+		unsigned b = ci_word(v + i, j - i, "SUCCESS") ? DSN_NOTIFY_SUCCESS :
+		    ci_word(v + i, j - i, "FAILURE")          ? DSN_NOTIFY_FAILURE :
+		    ci_word(v + i, j - i, "DELAY")            ? DSN_NOTIFY_DELAY :
+		    ci_word(v + i, j - i, "NEVER")            ? DSN_NOTIFY_NEVER : 0;
+		if (b == 0 || (bits & b))
+			return -1;
+		bits |= b;
+		if (j == n)
+			break;
+		i = j + 1;
+		if (i == n)
+			return -1; /* a trailing comma */
+	}
+	if (bits == 0 || ((bits & DSN_NOTIFY_NEVER) && bits != DSN_NOTIFY_NEVER))
+		return -1;
+	*out = bits;
+	return 0;
+}
+
+/* RFC 3461 4.2: orcpt-parameter = "ORCPT=" addr-type ";" xtext; addr-type is an atom. */
+static int parse_orcpt(const char *v, size_t n, char *out, size_t outsz)
+{
+	size_t t = 0;
+	while (t < n && (is_alnum((unsigned char)v[t]) || v[t] == '-'))
+		t++;
+	if (t == 0 || t >= n || v[t] != ';' || n > DSN_ORCPT_MAX || t + 1 >= outsz)
+		return -1;
+	memcpy(out, v, t + 1);
+	if (xtext_decode(v + t + 1, n - t - 1, out + t + 1, outsz - t - 1) <= 0)
+		return -1;
+	return 0;
+}
+
+static int rcpt_params(const char *s, struct rcpt_params *rp, struct smtp_err *err)
+{
+	for (s = skip_sp(s); *s != '\0'; s = skip_sp(s)) {
+		struct param p;
+		size_t n = split_param(s, &p);
+		if (n == 0)
+			return fail(err, 501, "5.5.4", "Syntax error in RCPT parameters");
+		if (ci_word(p.kw, p.kwlen, "NOTIFY")) {
+			if (rp->notify)
+				return fail(err, 501, "5.5.4", "Duplicate NOTIFY parameter");
+			if (p.val == NULL || parse_notify(p.val, p.vallen, &rp->notify) < 0)
+				return fail(err, 501, "5.5.4", "Bad NOTIFY parameter syntax");
+		} else if (ci_word(p.kw, p.kwlen, "ORCPT")) {
+			if (rp->orcpt[0])
+				return fail(err, 501, "5.5.4", "Duplicate ORCPT parameter");
+			if (p.val == NULL || parse_orcpt(p.val, p.vallen, rp->orcpt, sizeof(rp->orcpt)) < 0)
+				return fail(err, 501, "5.5.4", "Bad ORCPT parameter syntax");
 		} else {
 			return fail(err, 555, "5.5.4", unsupported_text(p.kw, p.kwlen));
 		}
@@ -297,8 +382,10 @@ int cmd_parse_mail(const char *args, unsigned flags, struct mailaddr *from,
 	return 0;
 }
 
-int cmd_parse_rcpt(const char *args, unsigned flags, struct mailaddr *to, struct smtp_err *err)
+int cmd_parse_rcpt(const char *args, unsigned flags, struct mailaddr *to, struct rcpt_params *rp,
+    struct smtp_err *err)
 {
+	memset(rp, 0, sizeof(*rp));
 	const char *why = "Bad recipient address syntax";
 	int r;
 
@@ -309,14 +396,8 @@ int cmd_parse_rcpt(const char *args, unsigned flags, struct mailaddr *to, struct
 		return fail(err, 501, "5.5.4", "Syntax: RCPT TO:<address>");
 	if (r == -1)
 		return fail(err, 553, "5.1.3", why);
-	args = skip_sp(args);
-	if (*args != '\0') {
-		/* No RCPT parameter is implemented yet (DSN's NOTIFY/ORCPT included). */
-		struct param p;
-		if (split_param(args, &p) == 0)
-			return fail(err, 501, "5.5.4", "Syntax error in RCPT parameters");
-		return fail(err, 555, "5.5.4", unsupported_text(p.kw, p.kwlen));
-	}
+	if (rcpt_params(args, rp, err) < 0)
+		return -1;
 	if (to->utf8 && !(flags & ADDR_ALLOW_UTF8))
 		return fail(err, 553, "5.6.7", "Non-ASCII recipient address requires SMTPUTF8");
 	return 0;

@@ -12,6 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "queue/qfile.h"
 #include "smtp/address.h"
 
 enum smtp_verb {
@@ -44,10 +45,19 @@ struct mail_params {
 	int has_size;
 	enum body_type body;
 	int smtputf8;
+	int ret;            /* RFC 3461 RET=: DSN_RET_FULL / DSN_RET_HDRS, 0 when absent */
+	char envid[DSN_ENVID_MAX + 1]; /* RFC 3461 ENVID=, xtext-decoded; "" when absent */
+};
+
+/* RCPT parameters (RFC 3461 4.1, 4.2). */
+struct rcpt_params {
+	unsigned notify;    /* DSN_NOTIFY_* bits, 0 when absent */
+	char orcpt[DSN_ORCPT_MAX + 1]; /* "addr-type;address", xtext-decoded; "" when absent */
 };
 
 /*
- * "FROM:<path> [params]".  RFC 5321 4.1.1.2 / RFC 1870 / RFC 6152 / RFC 6531.
+ * "FROM:<path> [params]".  RFC 5321 4.1.1.2 / RFC 1870 / RFC 6152 / RFC 6531 /
+ * RFC 3461 (RET, ENVID).
  * Errors: 501 5.5.4 syntax, 553 5.1.7 bad sender address, 555 5.5.4 unknown or bad
  * parameter.  flags: ADDR_* flags the session allows (UTF-8 is switched on by the
  * SMTPUTF8 parameter itself).
@@ -55,8 +65,12 @@ struct mail_params {
 int cmd_parse_mail(const char *args, unsigned flags, struct mailaddr *from,
     struct mail_params *mp, struct smtp_err *err);
 
-/* "TO:<path> [params]".  Errors: 501 5.5.4, 553 5.1.3 bad recipient, 555 5.5.4. */
-int cmd_parse_rcpt(const char *args, unsigned flags, struct mailaddr *to, struct smtp_err *err);
+/*
+ * "TO:<path> [params]" with the DSN parameters NOTIFY and ORCPT.  Errors: 501
+ * 5.5.4 syntax, 553 5.1.3 bad recipient, 555 5.5.4 unknown parameter.
+ */
+int cmd_parse_rcpt(const char *args, unsigned flags, struct mailaddr *to, struct rcpt_params *rp,
+    struct smtp_err *err);
 
 /* "chunk-size [LAST]" (RFC 3030).  Errors: 501 5.5.4. */
 int cmd_parse_bdat(const char *args, uint64_t *size, int *last, struct smtp_err *err);

@@ -145,7 +145,7 @@ static void hello(struct session *s, const char *args, int esmtp)
 				buf_appendf(&r, " %s", sasl_mech_name(m));
 		buf_puts(&r, "\n");
 	}
-	buf_puts(&r, "ENHANCEDSTATUSCODES\n8BITMIME\nSMTPUTF8\nCHUNKING");
+	buf_puts(&r, "ENHANCEDSTATUSCODES\n8BITMIME\nDSN\nSMTPUTF8\nCHUNKING");
 	session_reply_lines(s, 250, NULL, buf_cstr(&r));
 	buf_free(&r);
 }
@@ -263,7 +263,7 @@ static int over_quota(struct session *s, const struct resolved *r)
 	return 0;
 }
 
-static void add_rcpt(struct txn *t, const char *orig, const struct resolved *r)
+static void add_rcpt(struct txn *t, const char *orig, const struct resolved *r, const struct rcpt_params *rp)
 {
 	/* Local destinations are canonical; a remote local part may be case-sensitive (RFC 5321 2.4). */
 	for (size_t i = 0; i < t->nrcpt; i++)
@@ -278,11 +278,15 @@ static void add_rcpt(struct txn *t, const char *orig, const struct resolved *r)
 	x->dest = xstrdup(r->dest);
 	x->present = xstrdup(r->present);
 	x->state = r->account ? RCPT_LOCAL : RCPT_REMOTE;
+	/* Every address an alias expands to carries the sender's DSN request (RFC 3461 6.2.7). */
+	x->notify = rp->notify;
+	x->orcpt = xstrdup(rp->orcpt);
 }
 
 static void cmd_rcpt(struct session *s, const char *args)
 {
 	struct mailaddr to;
+	struct rcpt_params rp;
 	struct smtp_err err;
 	char text[ADDR_TEXT_MAX];
 	if (!s->txn) {
@@ -295,7 +299,7 @@ static void cmd_rcpt(struct session *s, const char *args)
 	}
 	s->txn->rcpt_attempts++;
 	unsigned flags = s->txn->mp.smtputf8 ? ADDR_ALLOW_UTF8 : 0;
-	if (cmd_parse_rcpt(args, flags, &to, &err) < 0) {
+	if (cmd_parse_rcpt(args, flags, &to, &rp, &err) < 0) {
 		session_reply(s, err.code, err.enh, "%s", err.text);
 		return;
 	}
@@ -359,7 +363,7 @@ static void cmd_rcpt(struct session *s, const char *args)
 			return;
 		}
 	for (size_t i = 0; i < n; i++)
-		add_rcpt(s->txn, text, &res[i]);
+		add_rcpt(s->txn, text, &res[i], &rp);
 	session_reply(s, 250, "2.1.5", "Ok");
 }
 

@@ -59,6 +59,7 @@ void session_txn_free(struct session *s)
 		free(t->rcpt[i].orig);
 		free(t->rcpt[i].dest);
 		free(t->rcpt[i].present);
+		free(t->rcpt[i].orcpt);
 	}
 	free(t->rcpt);
 	if (t->qfd >= 0) {

@@ -85,6 +85,8 @@ struct txn_rcpt {
 	char *dest;
 	char *present;
 	char state;      /* RCPT_LOCAL or RCPT_REMOTE */
+	unsigned notify; /* RFC 3461 NOTIFY bits */
+	char *orcpt;     /* RFC 3461 ORCPT, "" when not given */
 };
 
 struct txn {

@@ -80,9 +80,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	case VERB_RCPT: {
 		struct mailaddr a;
-		if (cmd_parse_rcpt(cmd.args, flags, &a, &err) == 0) {
+		struct rcpt_params rp;
+		if (cmd_parse_rcpt(cmd.args, flags, &a, &rp, &err) == 0) {
 			if (a.is_null || (a.utf8 && !(flags & ADDR_ALLOW_UTF8)))
 				abort();
+			/* decoded DSN values are bounded header text */
+			if (strlen(rp.orcpt) > DSN_ORCPT_MAX || (rp.notify & DSN_NOTIFY_NEVER && rp.notify != DSN_NOTIFY_NEVER))
+				abort();
+			for (const char *c = rp.orcpt; *c; c++)
+				if ((unsigned char)*c < 32 || *c == 127)
+					abort();
 			check_addr(&a);
 		} else
 			check_err(&err);

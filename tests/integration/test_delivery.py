@@ -207,12 +207,26 @@ def test_per_recipient_mix_and_refused_retries(make_daemon, dns, sinks):
 
 
 def test_no_bounce_for_null_sender(make_daemon, dns, sinks):
+    """A failed message from <> is never bounced to <>: the administrator hears of it once, and a
+    notice to the administrator that fails in turn is dropped (no loop)."""
     sink = sinks("127.0.0.5")
-    d = site(make_daemon, fast(dns.addr, sink.port))
+    d = site(make_daemon, fast(dns.addr, sink.port, postmaster_address="demo@example.test"))
     d.send("perm@amx.test", body("nullsender"), sender="")
-    wait_log(d, r"event=bounce_dropped reason=null_sender to=<perm@amx\.test>", name="main")
+    wait_log(d, r"event=notice kind=failure_undeliverable to=<demo@example\.test>", name="main")
     wait_queue_empty(d)
     assert not sink.messages
+    files = d.message_files("demo@example.test")
+    assert len(files) == 1
+    with open(files[0], "rb") as fh:
+        msg = email.message_from_binary_file(fh, policy=email.policy.default)
+    assert msg["Return-Path"] == "<>"
+    assert "administrator" in msg["Subject"]
+    # the administrator's address itself undeliverable: the notice is dropped, not bounced again
+    d2 = site(make_daemon, fast(dns.addr, sink.port, postmaster_address="admin@nx.test"))
+    d2.send("perm@amx.test", body("nullsender2"), sender="")
+    wait_log(d2, r"event=notice_dropped reason=admin_notice_failed to=<admin@nx\.test>", name="main")
+    wait_queue_empty(d2)
+    assert len(re.findall(r"event=notice ", d2.log())) == 1
 
 
 def test_null_mx_nxdomain_servfail(make_daemon, dns, sinks):

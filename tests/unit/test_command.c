@@ -148,8 +148,16 @@ static const struct mail_case mail_cases[] = {
 	{ "FROM:<a@b> SIZE=18446744073709551616", 0, 552, "5.3.4", "Message size exceeds fixed maximum message size", NULL, 0, 0, 0, 0 },
 	{ "FROM:<a@b> SIZE=99999999999999999999999", 0, 552, "5.3.4", NULL, NULL, 0, 0, 0, 0 },
 	/* 555 */
-	{ "FROM:<a@b> RET=FULL", 0, 555, "5.5.4", "Unsupported option: RET", NULL, 0, 0, 0, 0 },
-	{ "FROM:<a@b> ENVID=x", 0, 555, "5.5.4", "Unsupported option: ENVID", NULL, 0, 0, 0, 0 },
+	{ "FROM:<a@b> RET=FULL", 0, 0, NULL, NULL, "a@b", 0, 0, 0, 0 },
+	{ "FROM:<a@b> ENVID=x", 0, 0, NULL, NULL, "a@b", 0, 0, 0, 0 },
+	{ "FROM:<a@b> RET=ALL", 0, 501, "5.5.4", "Bad RET parameter syntax", NULL, 0, 0, 0, 0 },
+	{ "FROM:<a@b> RET", 0, 501, "5.5.4", "Bad RET parameter syntax", NULL, 0, 0, 0, 0 },
+	{ "FROM:<a@b> RET=HDRS RET=FULL", 0, 501, "5.5.4", "Duplicate RET parameter", NULL, 0, 0, 0, 0 },
+	{ "FROM:<a@b> ENVID=a+2", 0, 501, "5.5.4", "Bad ENVID parameter syntax", NULL, 0, 0, 0, 0 },
+	{ "FROM:<a@b> ENVID=a+0A", 0, 501, "5.5.4", "Bad ENVID parameter syntax", NULL, 0, 0, 0, 0 },
+	{ "FROM:<a@b> ENVID=a+2b", 0, 501, "5.5.4", "Bad ENVID parameter syntax", NULL, 0, 0, 0, 0 },
+	{ "FROM:<a@b> ENVID", 0, 501, "5.5.4", "Bad ENVID parameter syntax", NULL, 0, 0, 0, 0 },
+	{ "FROM:<a@b> ENVID=x ENVID=y", 0, 501, "5.5.4", "Duplicate ENVID parameter", NULL, 0, 0, 0, 0 },
 	{ "FROM:<a@b> AUTH=<>", 0, 555, "5.5.4", "Unsupported option: AUTH", NULL, 0, 0, 0, 0 },
 	{ "FROM:<a@b> FOO", 0, 555, "5.5.4", "Unsupported option", NULL, 0, 0, 0, 0 },
 	{ "FROM:<a@b> X-FOO=bar", 0, 555, "5.5.4", "Unsupported option", NULL, 0, 0, 0, 0 },
@@ -202,6 +210,44 @@ static void test_mail(void **state)
 	}
 }
 
+/* RFC 3461: the values as the queue file will keep them. */
+static void test_dsn_params(void **state)
+{
+	(void)state;
+	struct mailaddr a;
+	struct mail_params mp;
+	struct rcpt_params rp;
+	struct smtp_err err;
+	assert_int_equal(cmd_parse_mail("FROM:<a@b> RET=hdrs ENVID=QQ+2B314+3D2", 0, &a, &mp, &err), 0);
+	assert_int_equal(mp.ret, DSN_RET_HDRS);
+	assert_string_equal(mp.envid, "QQ+314=2");
+	assert_int_equal(cmd_parse_mail("FROM:<a@b> ret=Full", 0, &a, &mp, &err), 0);
+	assert_int_equal(mp.ret, DSN_RET_FULL);
+	assert_string_equal(mp.envid, "");
+
+	char envid[DSN_ENVID_MAX + 40];
+	memset(envid, 'x', sizeof(envid));
+	memcpy(envid, "FROM:<a@b> ENVID=", 17);
+	envid[17 + DSN_ENVID_MAX] = '\0';
+	assert_int_equal(cmd_parse_mail(envid, 0, &a, &mp, &err), 0);
+	assert_int_equal(strlen(mp.envid), DSN_ENVID_MAX);
+	envid[17 + DSN_ENVID_MAX] = 'x';
+	envid[18 + DSN_ENVID_MAX] = '\0';
+	assert_int_equal(cmd_parse_mail(envid, 0, &a, &mp, &err), -1);
+	assert_int_equal(err.code, 501);
+
+	assert_int_equal(cmd_parse_rcpt("TO:<a@b> NOTIFY=delay,Failure ORCPT=rfc822;x+2By@z", 0, &a, &rp, &err), 0);
+	assert_int_equal(rp.notify, DSN_NOTIFY_DELAY | DSN_NOTIFY_FAILURE);
+	assert_string_equal(rp.orcpt, "rfc822;x+y@z");
+	assert_int_equal(cmd_parse_rcpt("TO:<a@b> NOTIFY=SUCCESS,FAILURE,DELAY", 0, &a, &rp, &err), 0);
+	assert_int_equal(rp.notify, DSN_NOTIFY_SUCCESS | DSN_NOTIFY_FAILURE | DSN_NOTIFY_DELAY);
+	assert_string_equal(rp.orcpt, "");
+	assert_int_equal(cmd_parse_rcpt("TO:<a@b> NOTIFY=NEVER", 0, &a, &rp, &err), 0);
+	assert_int_equal(rp.notify, DSN_NOTIFY_NEVER);
+	assert_int_equal(cmd_parse_rcpt("TO:<a@b>", 0, &a, &rp, &err), 0);
+	assert_int_equal(rp.notify, 0);
+}
+
 struct rcpt_case {
 	const char *args;
 	unsigned flags;
@@ -235,8 +281,21 @@ static const struct rcpt_case rcpt_cases[] = {
 	{ "TO:<a@b", 0, 553, "5.1.3", "Missing '>' after address", NULL },
 	{ "TO:<\xc3\xa9@b>", 0, 553, "5.6.7", "Non-ASCII recipient address requires SMTPUTF8", NULL },
 	{ "TO:<\xff@b>", ADDR_ALLOW_UTF8, 553, "5.1.3", "Invalid UTF-8 in local part", NULL },
-	{ "TO:<a@b> NOTIFY=NEVER", 0, 555, "5.5.4", "Unsupported option: NOTIFY", NULL },
-	{ "TO:<a@b> ORCPT=rfc822;a@b", 0, 555, "5.5.4", "Unsupported option: ORCPT", NULL },
+	{ "TO:<a@b> NOTIFY=NEVER", 0, 0, NULL, NULL, "a@b" },
+	{ "TO:<a@b> ORCPT=rfc822;a@b", 0, 0, NULL, NULL, "a@b" },
+	{ "TO:<a@b> NOTIFY=NEVER,SUCCESS", 0, 501, "5.5.4", "Bad NOTIFY parameter syntax", NULL },
+	{ "TO:<a@b> NOTIFY=SUCCESS,SUCCESS", 0, 501, "5.5.4", "Bad NOTIFY parameter syntax", NULL },
+	{ "TO:<a@b> NOTIFY=SUCCESS,", 0, 501, "5.5.4", "Bad NOTIFY parameter syntax", NULL },
+	{ "TO:<a@b> NOTIFY=,DELAY", 0, 501, "5.5.4", "Bad NOTIFY parameter syntax", NULL },
+	{ "TO:<a@b> NOTIFY=SOMETIMES", 0, 501, "5.5.4", "Bad NOTIFY parameter syntax", NULL },
+	{ "TO:<a@b> NOTIFY", 0, 501, "5.5.4", "Bad NOTIFY parameter syntax", NULL },
+	{ "TO:<a@b> NOTIFY=DELAY NOTIFY=DELAY", 0, 501, "5.5.4", "Duplicate NOTIFY parameter", NULL },
+	{ "TO:<a@b> ORCPT=a@b", 0, 501, "5.5.4", "Bad ORCPT parameter syntax", NULL },
+	{ "TO:<a@b> ORCPT=;a@b", 0, 501, "5.5.4", "Bad ORCPT parameter syntax", NULL },
+	{ "TO:<a@b> ORCPT=rfc822;", 0, 501, "5.5.4", "Bad ORCPT parameter syntax", NULL },
+	{ "TO:<a@b> ORCPT=rfc822;a+00b", 0, 501, "5.5.4", "Bad ORCPT parameter syntax", NULL },
+	{ "TO:<a@b> ORCPT=rfc822;a ORCPT=rfc822;b", 0, 501, "5.5.4", "Duplicate ORCPT parameter", NULL },
+	{ "TO:<a@b> RET=FULL", 0, 555, "5.5.4", "Unsupported option: RET", NULL },
 	{ "TO:<a@b> FOO", 0, 555, "5.5.4", "Unsupported option", NULL },
 };
 
@@ -247,7 +306,8 @@ static void test_rcpt(void **state)
 		const struct rcpt_case *t = &rcpt_cases[i];
 		struct mailaddr a;
 		struct smtp_err err = { 0, NULL, NULL };
-		int r = cmd_parse_rcpt(t->args, t->flags, &a, &err);
+		struct rcpt_params rp;
+		int r = cmd_parse_rcpt(t->args, t->flags, &a, &rp, &err);
 		if ((t->code == 0) != (r == 0) || (r != 0 && err.code != t->code))
 			print_error("case %zu '%s': r=%d %d %s\n", i, t->args, r, err.code,
 			    err.text ? err.text : "-");
@@ -398,6 +458,7 @@ int main(void)
 		cmocka_unit_test(test_verb_name),
 		cmocka_unit_test(test_mail),
 		cmocka_unit_test(test_rcpt),
+		cmocka_unit_test(test_dsn_params),
 		cmocka_unit_test(test_bdat),
 		cmocka_unit_test(test_helo),
 	};

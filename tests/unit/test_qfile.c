@@ -73,6 +73,12 @@ static void assert_same(const struct qenvelope *a, const struct qenvelope *b)
 	assert_true(streq(a->proto, b->proto));
 	assert_int_equal(a->body, b->body);
 	assert_int_equal(a->smtputf8, b->smtputf8);
+	assert_int_equal(a->warned, b->warned);
+	assert_true(a->warned_off == b->warned_off);
+	assert_int_equal(a->ret, b->ret);
+	assert_true(streq(a->envid, b->envid));
+	assert_true(streq(a->auth, b->auth));
+	assert_int_equal(a->notice_admin, b->notice_admin);
 	assert_int_equal(a->nrcpt, b->nrcpt);
 	for (size_t i = 0; i < a->nrcpt; i++) {
 		assert_int_equal(a->rcpt[i].state, b->rcpt[i].state);
@@ -81,6 +87,8 @@ static void assert_same(const struct qenvelope *a, const struct qenvelope *b)
 		assert_true(streq(a->rcpt[i].orig, b->rcpt[i].orig));
 		assert_true(streq(a->rcpt[i].dest, b->rcpt[i].dest));
 		assert_true(streq(a->rcpt[i].present, b->rcpt[i].present));
+		assert_int_equal(a->rcpt[i].notify, b->rcpt[i].notify);
+		assert_true(streq(a->rcpt[i].orcpt, b->rcpt[i].orcpt));
 		assert_true(a->rcpt[i].state_off == b->rcpt[i].state_off);
 	}
 }
@@ -358,21 +366,21 @@ struct hdr_case {
 };
 
 #define H_QID "qid: " QID "\n"
-#define H_REST "arrival: 1767225600\nsender: s@x\nclient-addr: 192.0.2.7\nclient-name: c\nhelo: h\nproto: ESMTP\nbody: 7bit\nsmtputf8: 0\n"
-#define H_RCPT "rcpt: L 0000 000000000000 a@x\ta@x\ta@x\n"
+#define H_REST "arrival: 1767225600\nsender: s@x\nclient-addr: 192.0.2.7\nclient-name: c\nhelo: h\nproto: ESMTP\nbody: 7bit\nsmtputf8: 0\nwarned: 0\n"
+#define H_RCPT "rcpt: L 0000 000000000000 a@x\ta@x\ta@x\t0\t\n"
 #define H_DATA "data: \n"
 #define MAGIC QFILE_MAGIC
 
 static const struct hdr_case hdr_cases[] = {
 	{ "valid", MAGIC H_QID H_REST H_RCPT H_DATA, 1 },
 	{ "any key order", MAGIC H_RCPT H_REST H_QID H_RCPT H_DATA, 1 },
-	{ "empty values", MAGIC H_QID "arrival: 0\nsender: \nclient-addr: \nclient-name: \nhelo: \nproto: \nbody: binarymime\nsmtputf8: 1\n" "rcpt: X 9999 999999999999 \t\t\n" H_DATA, 1 },
-	{ "encoded", MAGIC H_QID H_REST "rcpt: R 0001 000000000005 a%20b%25%09\t%7F\t\xe3\x81\x82\n" H_DATA, 1 },
+	{ "empty values", MAGIC H_QID "arrival: 0\nsender: \nclient-addr: \nclient-name: \nhelo: \nproto: \nbody: binarymime\nsmtputf8: 1\nwarned: 0\n" "rcpt: X 9999 999999999999 \t\t\t0\t\n" H_DATA, 1 },
+	{ "encoded", MAGIC H_QID H_REST "rcpt: R 0001 000000000005 a%20b%25%09\t%7F\t\xe3\x81\x82\t0\t\n" H_DATA, 1 },
 	{ "duplicate qid", MAGIC H_QID H_QID H_REST H_RCPT H_DATA, 0 },
 	{ "duplicate sender", MAGIC H_QID H_REST "sender: t@x\n" H_RCPT H_DATA, 0 },
 	{ "duplicate data", MAGIC H_QID H_REST H_RCPT H_DATA H_DATA, 0 },
 	{ "missing qid", MAGIC H_REST H_RCPT H_DATA, 0 },
-	{ "missing helo", MAGIC H_QID "arrival: 1\nsender: s\nclient-addr: a\nclient-name: c\nproto: p\nbody: 7bit\nsmtputf8: 0\n" H_RCPT H_DATA, 0 },
+	{ "missing helo", MAGIC H_QID "arrival: 1\nsender: s\nclient-addr: a\nclient-name: c\nproto: p\nbody: 7bit\nsmtputf8: 0\nwarned: 0\n" H_RCPT H_DATA, 0 },
 	{ "no rcpt", MAGIC H_QID H_REST H_DATA, 0 },
 	{ "no data", MAGIC H_QID H_REST H_RCPT, 0 },
 	{ "unknown key", MAGIC H_QID H_REST "x-extra: 1\n" H_RCPT H_DATA, 0 },
@@ -383,26 +391,38 @@ static const struct hdr_case hdr_cases[] = {
 	{ "CR in line", MAGIC H_QID H_REST "helo: a\rb\n" H_RCPT H_DATA, 0 },
 	{ "bad qid", MAGIC "qid: ../../etc/passwd\n" H_REST H_RCPT H_DATA, 0 },
 	{ "qid with space", MAGIC "qid: " QID " \n" H_REST H_RCPT H_DATA, 0 },
-	{ "arrival leading zero", MAGIC H_QID "arrival: 01\nsender: s\nclient-addr: a\nclient-name: c\nhelo: h\nproto: p\nbody: 7bit\nsmtputf8: 0\n" H_RCPT H_DATA, 0 },
-	{ "arrival overflow", MAGIC H_QID "arrival: 9223372036854775808\nsender: s\nclient-addr: a\nclient-name: c\nhelo: h\nproto: p\nbody: 7bit\nsmtputf8: 0\n" H_RCPT H_DATA, 0 },
-	{ "arrival minus zero", MAGIC H_QID "arrival: -0\nsender: s\nclient-addr: a\nclient-name: c\nhelo: h\nproto: p\nbody: 7bit\nsmtputf8: 0\n" H_RCPT H_DATA, 0 },
-	{ "arrival plus", MAGIC H_QID "arrival: +1\nsender: s\nclient-addr: a\nclient-name: c\nhelo: h\nproto: p\nbody: 7bit\nsmtputf8: 0\n" H_RCPT H_DATA, 0 },
-	{ "arrival empty", MAGIC H_QID "arrival: \nsender: s\nclient-addr: a\nclient-name: c\nhelo: h\nproto: p\nbody: 7bit\nsmtputf8: 0\n" H_RCPT H_DATA, 0 },
-	{ "arrival min", MAGIC H_QID "arrival: -9223372036854775808\nsender: s\nclient-addr: a\nclient-name: c\nhelo: h\nproto: p\nbody: 7bit\nsmtputf8: 0\n" H_RCPT H_DATA, 1 },
-	{ "body unknown", MAGIC H_QID "arrival: 1\nsender: s\nclient-addr: a\nclient-name: c\nhelo: h\nproto: p\nbody: 8BITMIME\nsmtputf8: 0\n" H_RCPT H_DATA, 0 },
-	{ "smtputf8 2", MAGIC H_QID "arrival: 1\nsender: s\nclient-addr: a\nclient-name: c\nhelo: h\nproto: p\nbody: 7bit\nsmtputf8: 2\n" H_RCPT H_DATA, 0 },
-	{ "rcpt bad state", MAGIC H_QID H_REST "rcpt: Q 0000 000000000000 a\ta\ta\n" H_DATA, 0 },
-	{ "rcpt short attempts", MAGIC H_QID H_REST "rcpt: L 000 000000000000 a\ta\ta\n" H_DATA, 0 },
-	{ "rcpt letter in time", MAGIC H_QID H_REST "rcpt: L 0000 00000000000x a\ta\ta\n" H_DATA, 0 },
+	{ "arrival leading zero", MAGIC H_QID "arrival: 01\nsender: s\nclient-addr: a\nclient-name: c\nhelo: h\nproto: p\nbody: 7bit\nsmtputf8: 0\nwarned: 0\n" H_RCPT H_DATA, 0 },
+	{ "arrival overflow", MAGIC H_QID "arrival: 9223372036854775808\nsender: s\nclient-addr: a\nclient-name: c\nhelo: h\nproto: p\nbody: 7bit\nsmtputf8: 0\nwarned: 0\n" H_RCPT H_DATA, 0 },
+	{ "arrival minus zero", MAGIC H_QID "arrival: -0\nsender: s\nclient-addr: a\nclient-name: c\nhelo: h\nproto: p\nbody: 7bit\nsmtputf8: 0\nwarned: 0\n" H_RCPT H_DATA, 0 },
+	{ "arrival plus", MAGIC H_QID "arrival: +1\nsender: s\nclient-addr: a\nclient-name: c\nhelo: h\nproto: p\nbody: 7bit\nsmtputf8: 0\nwarned: 0\n" H_RCPT H_DATA, 0 },
+	{ "arrival empty", MAGIC H_QID "arrival: \nsender: s\nclient-addr: a\nclient-name: c\nhelo: h\nproto: p\nbody: 7bit\nsmtputf8: 0\nwarned: 0\n" H_RCPT H_DATA, 0 },
+	{ "arrival min", MAGIC H_QID "arrival: -9223372036854775808\nsender: s\nclient-addr: a\nclient-name: c\nhelo: h\nproto: p\nbody: 7bit\nsmtputf8: 0\nwarned: 0\n" H_RCPT H_DATA, 1 },
+	{ "body unknown", MAGIC H_QID "arrival: 1\nsender: s\nclient-addr: a\nclient-name: c\nhelo: h\nproto: p\nbody: 8BITMIME\nsmtputf8: 0\nwarned: 0\n" H_RCPT H_DATA, 0 },
+	{ "smtputf8 2", MAGIC H_QID "arrival: 1\nsender: s\nclient-addr: a\nclient-name: c\nhelo: h\nproto: p\nbody: 7bit\nsmtputf8: 2\nwarned: 0\n" H_RCPT H_DATA, 0 },
+	{ "ret full", MAGIC H_QID H_REST "ret: full\n" H_RCPT H_DATA, 1 },
+	{ "ret unknown", MAGIC H_QID H_REST "ret: all\n" H_RCPT H_DATA, 0 },
+	{ "envid empty", MAGIC H_QID H_REST "envid: \n" H_RCPT H_DATA, 0 },
+	{ "auth empty", MAGIC H_QID H_REST "auth: \n" H_RCPT H_DATA, 0 },
+	{ "notice other", MAGIC H_QID H_REST "notice: user\n" H_RCPT H_DATA, 0 },
+	{ "warned 2", MAGIC H_QID "arrival: 1\nsender: s\nclient-addr: a\nclient-name: c\nhelo: h\nproto: p\nbody: 7bit\nsmtputf8: 0\nwarned: 2\n" H_RCPT H_DATA, 0 },
+	{ "warned missing", MAGIC H_QID "arrival: 1\nsender: s\nclient-addr: a\nclient-name: c\nhelo: h\nproto: p\nbody: 7bit\nsmtputf8: 0\n" H_RCPT H_DATA, 0 },
+	{ "notify 8", MAGIC H_QID H_REST "rcpt: L 0000 000000000000 a\ta\ta\t8\trfc822;a\n" H_DATA, 1 },
+	{ "notify 9", MAGIC H_QID H_REST "rcpt: L 0000 000000000000 a\ta\ta\t9\t\n" H_DATA, 0 },
+	{ "notify two digits", MAGIC H_QID H_REST "rcpt: L 0000 000000000000 a\ta\ta\t12\t\n" H_DATA, 0 },
+	{ "notify missing", MAGIC H_QID H_REST "rcpt: L 0000 000000000000 a\ta\ta\t\t\n" H_DATA, 0 },
+	{ "rcpt six fields", MAGIC H_QID H_REST "rcpt: L 0000 000000000000 a\ta\ta\t0\ta\ta\n" H_DATA, 0 },
+	{ "rcpt bad state", MAGIC H_QID H_REST "rcpt: Q 0000 000000000000 a\ta\ta\t0\t\n" H_DATA, 0 },
+	{ "rcpt short attempts", MAGIC H_QID H_REST "rcpt: L 000 000000000000 a\ta\ta\t0\t\n" H_DATA, 0 },
+	{ "rcpt letter in time", MAGIC H_QID H_REST "rcpt: L 0000 00000000000x a\ta\ta\t0\t\n" H_DATA, 0 },
 	{ "rcpt two fields", MAGIC H_QID H_REST "rcpt: L 0000 000000000000 a\ta\n" H_DATA, 0 },
 	{ "rcpt four fields", MAGIC H_QID H_REST "rcpt: L 0000 000000000000 a\ta\ta\ta\n" H_DATA, 0 },
 	{ "rcpt no fields", MAGIC H_QID H_REST "rcpt: L 0000 000000000000\n" H_DATA, 0 },
-	{ "rcpt raw space", MAGIC H_QID H_REST "rcpt: L 0000 000000000000 a b\ta\ta\n" H_DATA, 0 },
-	{ "needless %41", MAGIC H_QID H_REST "rcpt: L 0000 000000000000 %41\ta\ta\n" H_DATA, 0 },
-	{ "lower-case hex", MAGIC H_QID H_REST "rcpt: L 0000 000000000000 %7f\ta\ta\n" H_DATA, 0 },
-	{ "%00", MAGIC H_QID H_REST "rcpt: L 0000 000000000000 a%00\ta\ta\n" H_DATA, 0 },
-	{ "short escape", MAGIC H_QID H_REST "rcpt: L 0000 000000000000 a%2\ta\ta\n" H_DATA, 0 },
-	{ "DEL raw", MAGIC H_QID H_REST "rcpt: L 0000 000000000000 a\x7f\ta\ta\n" H_DATA, 0 },
+	{ "rcpt raw space", MAGIC H_QID H_REST "rcpt: L 0000 000000000000 a b\ta\ta\t0\t\n" H_DATA, 0 },
+	{ "needless %41", MAGIC H_QID H_REST "rcpt: L 0000 000000000000 %41\ta\ta\t0\t\n" H_DATA, 0 },
+	{ "lower-case hex", MAGIC H_QID H_REST "rcpt: L 0000 000000000000 %7f\ta\ta\t0\t\n" H_DATA, 0 },
+	{ "%00", MAGIC H_QID H_REST "rcpt: L 0000 000000000000 a%00\ta\ta\t0\t\n" H_DATA, 0 },
+	{ "short escape", MAGIC H_QID H_REST "rcpt: L 0000 000000000000 a%2\ta\ta\t0\t\n" H_DATA, 0 },
+	{ "DEL raw", MAGIC H_QID H_REST "rcpt: L 0000 000000000000 a\x7f\ta\ta\t0\t\n" H_DATA, 0 },
 	{ "data with value", MAGIC H_QID H_REST H_RCPT "data: x\n", 0 },
 	{ "data without space", MAGIC H_QID H_REST H_RCPT "data:\n", 0 },
 	{ "magic only", MAGIC H_DATA, 0 },
@@ -435,6 +455,51 @@ static void test_header_table(void **state)
 	}
 }
 
+/* RFC 3461 fields and the notice flags survive the round trip; the warned digit is updated in place. */
+static void test_dsn_fields(void **state)
+{
+	(void)state;
+	struct qrcpt rc[3] = { R('L', "a@x", "a@x", "a@x"), R('R', "b@z", "b@z", "b@z"), R('R', "c@z", "c@z", "c@z") };
+	rc[0].notify = DSN_NOTIFY_SUCCESS | DSN_NOTIFY_DELAY;
+	rc[0].orcpt = (char *)"rfc822;Boss Name@x";
+	rc[1].notify = DSN_NOTIFY_NEVER;
+	struct qenvelope e, p;
+	env_init(&e, rc, 3, "");
+	e.ret = DSN_RET_HDRS;
+	e.envid = (char *)"QQ314159";
+	e.auth = (char *)"demo@example.test";
+	e.notice_admin = 1;
+	struct buf f;
+	char why[200];
+	build(&f, &e, CONTENT, strlen(CONTENT));
+	assert_non_null(strstr(f.data, "\nret: hdrs\nenvid: QQ314159\nauth: demo@example.test\nnotice: admin\n"));
+	assert_non_null(strstr(f.data, "\ta@x\t5\trfc822;Boss%20Name@x\n"));
+	int fd = tmpfile_with(f.data, f.len);
+	assert_int_equal(qfile_parse(fd, &p, why, sizeof(why)), 0);
+	assert_same(&e, &p);
+	assert_int_equal(p.warned, 0);
+	assert_int_equal(qfile_set_warned(fd, &p), 0);
+	assert_int_equal(p.warned, 1);
+	struct qenvelope again;
+	assert_int_equal(qfile_parse(fd, &again, why, sizeof(why)), 0);
+	assert_int_equal(again.warned, 1);
+	assert_string_equal(again.envid, "QQ314159");
+	qenvelope_free(&again);
+	qenvelope_free(&p);
+	close(fd);
+	buf_free(&f);
+
+	/* The writer refuses what the parser would refuse. */
+	env_init(&e, rc, 3, "s@x");
+	rc[2].notify = DSN_NOTIFY_NEVER | DSN_NOTIFY_FAILURE;
+	buf_init(&f, 1 << 20);
+	assert_int_equal(qfile_write_header(&f, &e), -1);
+	rc[2].notify = 0;
+	e.ret = 3;
+	assert_int_equal(qfile_write_header(&f, &e), -1);
+	buf_free(&f);
+}
+
 static void test_encoded_values(void **state)
 {
 	(void)state;
@@ -442,7 +507,7 @@ static void test_encoded_values(void **state)
 	struct qenvelope p;
 	char why[200];
 	buf_init(&f, 1 << 20);
-	buf_puts(&f, MAGIC H_QID H_REST "rcpt: R 0001 000000000005 a%20b%25%09\t%7F\t\xe3\x81\x82\n" H_DATA);
+	buf_puts(&f, MAGIC H_QID H_REST "rcpt: R 0001 000000000005 a%20b%25%09\t%7F\t\xe3\x81\x82\t0\t\n" H_DATA);
 	qfile_write_trailer(&f, 0);
 	assert_int_equal(qfile_parse_mem(f.data, f.len, &p, why, sizeof(why)), 0);
 	assert_string_equal(p.rcpt[0].orig, "a b%\t");
@@ -498,7 +563,7 @@ static void test_limits(void **state)
 	buf_puts(&line, "rcpt: L 0000 000000000000 ");
 	while (line.len < QFILE_LINE_MAX - 10)
 		buf_putc(&line, 'a');
-	buf_puts(&line, "\ta\ta\n");
+	buf_puts(&line, "\ta\ta\t0\t\n");
 	while (f.len <= QFILE_HEADER_MAX)
 		buf_append(&f, line.data, line.len);
 	buf_puts(&f, H_DATA);
@@ -619,6 +684,7 @@ int main(void)
 		cmocka_unit_test(test_magic),
 		cmocka_unit_test(test_header_table),
 		cmocka_unit_test(test_encoded_values),
+		cmocka_unit_test(test_dsn_fields),
 		cmocka_unit_test(test_limits),
 		cmocka_unit_test(test_large_from_fd),
 		cmocka_unit_test(test_set_rcpt),
