@@ -351,6 +351,21 @@ static enum retry_class class_of(enum smtp_failure why, int code)
 	return RETRY_LINE;
 }
 
+/*
+ * The detail of a deferral for a refused AUTH.  Its status becomes 4.7.0 (we
+ * retry: the credentials are ours to fix), so the peer's own reply, "535 5.7.8
+ * ..." or "454 4.7.0 ...", would otherwise be lost: it goes into the text.
+ */
+static const char *auth_detail(char *out, size_t n, const struct smtp_reply *rep)
+{
+	if (rep->code)
+		snprintf(out, n, "AUTH refused: %d%s%s %s", rep->code, rep->enhanced[0] ? " " : "", rep->enhanced,
+		    rep->text);
+	else
+		snprintf(out, n, "%s", rep->text[0] ? rep->text : "AUTH failed");
+	return out;
+}
+
 static void on_close(struct smtp_client *c, enum smtp_status status, enum smtp_failure why,
     const struct smtp_reply *reply, void *arg)
 {
@@ -367,13 +382,18 @@ static void on_close(struct smtp_client *c, enum smtp_status status, enum smtp_f
 		}
 		enum route_outcome oc = outcome_of(status, why, 0);
 		enum retry_class cls = class_of(why, reply ? reply->code : 0);
+		const char *enh = reply ? reply->enhanced : "";
+		const char *text = reply && reply->text[0] ? reply->text : smtp_failure_name(why);
+		char detail[SMTP_REPLY_TEXT_MAX];
 		if (why == SMTP_FAIL_AUTH) {
 			/* Our credentials are wrong: an administrator's fix, not the sender's fault: defer. */
 			oc = ROUTE_OUT_TEMP;
 			cls = RETRY_LINE;
+			enh = "4.7.0";
+			if (reply)
+				text = auth_detail(detail, sizeof(detail), reply);
 		}
-		apply_all(j, oc, cls, why == SMTP_FAIL_AUTH ? "4.7.0" : reply ? reply->enhanced : "",
-		    reply && reply->text[0] ? reply->text : smtp_failure_name(why));
+		apply_all(j, oc, cls, enh, text);
 	}
 	free(j->srcpts);
 	free(j->srcpt_of);
@@ -410,7 +430,8 @@ static void on_txn(struct smtp_client *c, struct smtp_txn *t, void *arg)
 		enum smtp_failure why = rcpt_level ? sr->why : t->why;
 		if (why == SMTP_FAIL_AUTH) {
 			/* Our credentials are wrong: an administrator's fix, not the sender's fault: defer. */
-			set_result(x, DELIVER_TEMPFAIL, RETRY_LINE, "4.7.0", rep->text, j->tag);
+			char detail[SMTP_REPLY_TEXT_MAX];
+			set_result(x, DELIVER_TEMPFAIL, RETRY_LINE, "4.7.0", auth_detail(detail, sizeof(detail), rep), j->tag);
 			continue;
 		}
 		enum route_outcome oc = outcome_of(st, why, rcpt_level);
