@@ -2,12 +2,16 @@
 """
 bench/measure.py: the measurements of `make bench`, the same for both systems.
 
-bench/run.sh starts Tsubame and Postfix and calls
+bench/run.sh starts Tsubame, Postfix and one smtp-sink for each, and calls
     measure.py --tsubame pid=PID,port=N,maildir=DIR,log=DIR
+               --tsubame-sink pid=PID,port=N,count=FILE
                --postfix pidfile=FILE,port=N,maildir=DIR,log=FILE
+               --postfix-sink pid=PID,port=N,count=FILE
 A system is a master process and its descendants (found through /proc), a loopback SMTP
-port and the Maildir where demo@example.test's mail lands.  Phases alternate between the
-systems, so that drift of the machine (or other jobs on it) touches both alike:
+port, the Maildir where demo@example.test's mail lands, and a sink (smtp-sink -c on
+127.0.0.9, its running counters in FILE) where it relays mail for sink@relay.test.  Phases
+alternate between the systems, so that drift of the machine (or other jobs on it) touches
+both alike:
   mem      N idle sessions (220 + EHLO answered) opened on the fresh system; increase of
            the summed PSS (/proc/PID/smaps_rollup) of all its processes, divided by N (KB)
   warm-up  a few messages, so that the Maildirs exist and the workers have started
@@ -16,10 +20,15 @@ systems, so that drift of the machine (or other jobs on it) touches both alike:
            until the Maildir holds every message (msg/s); CPU = utime+stime of the live
            processes + the master's cutime+cstime (reaped children), before/after (s/1000 msg)
   tp100    the same with 100 sessions
+  relay10  smtp-source -d -s 10 -m R10 -l 4096 -t sink@relay.test: relayed to the sink;
+           time from starting it until the sink has counted every message (msg/s)
+  relay100 the same with 100 sessions
   latency  10 threads, one session each: send the message, then ".\r\n" in its own write,
            time until the 250 arrives (ms); samples pooled over the rounds
-After each phase the Maildir must hold exactly the messages acknowledged (none lost, none
-twice); then it is emptied, so every round starts alike.  Every wait is bounded.
+After each phase the Maildir (or the sink) must hold exactly the messages acknowledged (none
+lost, none twice); then the Maildir is emptied (the sink's count is taken as the new base),
+so every round starts alike.  Every wait is bounded.  A failed relay phase stops the relay
+phases of that system only.
 Output ends with one line per figure (medians over the rounds):
     bench NAME tsubame=VALUE postfix=VALUE ratio=VALUE unit=UNIT
 """
@@ -42,11 +51,15 @@ import time
 SMTP_SOURCE = "/usr/sbin/smtp-source"
 SENDER = "bench@sender.test"
 RCPT = "demo@example.test"
+RELAY_RCPT = "sink@relay.test"
 MSG_SIZE = 4096
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 M10 = int(os.environ.get("BENCH_MSGS_10", "6000"))
 M100 = int(os.environ.get("BENCH_MSGS_100", "10000"))
+R10 = int(os.environ.get("BENCH_RELAY_MSGS_10", "10000"))
+R100 = int(os.environ.get("BENCH_RELAY_MSGS_100", "10000"))
+RELAY_SETTLE = 1.0      # s after the last arrival: late duplicates would show by then
 LAT_MSGS = int(os.environ.get("BENCH_LAT_MSGS", "1000"))
 LAT_SESSIONS = 10
 IDLE = int(os.environ.get("BENCH_IDLE", "100"))
@@ -166,6 +179,71 @@ class NewWatch:
 
 
 # ---------------------------------------------------------------------------------------
+# the sink a system relays to
+
+SINK_RECORD = re.compile(rb"mesg=(\d+)$")
+
+
+class Sink:
+    """A Postfix smtp-sink -c started by run.sh: it appends "sess=N quit=N mesg=N\\r" to a
+    file whenever a session ends, a QUIT arrives or a final "." is received; mesg counts
+    the messages whose final "." it has read.  Only a record followed by its "\\r" is
+    complete (the sink may be writing the next one)."""
+
+    def __init__(self, name, spec):
+        self.name = name
+        kv = dict(item.split("=", 1) for item in spec.split(","))
+        self.pid = int(kv["pid"])
+        self.port = int(kv["port"])
+        self.path = kv["count"]
+        self.base = 0           # the count when the current phase started
+
+    def count(self):
+        try:
+            with open(self.path, "rb") as f:
+                f.seek(0, os.SEEK_END)
+                f.seek(max(0, f.tell() - 512))
+                data = f.read()
+        except OSError:
+            return 0
+        for rec in reversed(data.split(b"\r")[:-1]):
+            m = SINK_RECORD.search(rec)
+            if m:
+                return int(m.group(1))
+        return 0
+
+    def alive(self):
+        return proc_stat(self.pid) is not None
+
+    def wait_ready(self, timeout=10.0):
+        deadline = time.monotonic() + timeout
+        while not listening(self.port):
+            if not self.alive():
+                raise BenchError("%s: smtp-sink %d is not running" % (self.name, self.pid))
+            if time.monotonic() > deadline:
+                raise BenchError("%s: not listening on port %d after %.0f s" % (self.name, self.port, timeout))
+            time.sleep(0.05)
+        self.base = self.count()
+
+    def wait_count(self, want, deadline, sysm, what):
+        """Until the sink has counted `want` messages since self.base; returns the time it
+        first did.  Polls every 10 ms (one small read of the file's tail)."""
+        n = 0
+        while True:
+            if self.count() - self.base >= want:
+                return time.monotonic()
+            if time.monotonic() > deadline:
+                raise BenchError("%s: %s: the sink counted %d of %d messages after %.0f s"
+                                 % (sysm.name, what, self.count() - self.base, want, PHASE_TIMEOUT))
+            n += 1
+            if n % 50 == 0:
+                sysm.check_alive(what)
+                if not self.alive():
+                    raise BenchError("%s: %s: smtp-sink %d died" % (sysm.name, what, self.pid))
+            time.sleep(0.01)
+
+
+# ---------------------------------------------------------------------------------------
 # a system under test
 
 class System:
@@ -182,6 +260,9 @@ class System:
         self.results = {}       # figure -> list of values, one per round
         self.lat = []           # latency samples (s), pooled over the rounds
         self.start_children = set()
+        self.sink = None        # where mail for relay.test goes (a Sink)
+        self.relayed = 0        # messages the sink has counted in all
+        self.relay_broken = None    # why the relay phases stopped
 
     def wait_ready(self, timeout=30.0):
         deadline = time.monotonic() + timeout
@@ -391,18 +472,19 @@ def phase_memory(sysm, n):
     sysm.results.setdefault("mem_per_idle_session", []).append(per)
 
 
-def run_source(sysm, sessions, count, label, measure_cpu=False):
-    """smtp-source into the (empty) Maildir; returns (msg/s delivered, CPU seconds)."""
-    cpu0 = sysm.cpu_seconds() if measure_cpu else 0.0
+def smtp_source(sysm, sessions, count, rcpt, label, arrived):
+    """Run smtp-source -d (count messages of MSG_SIZE to rcpt over `sessions` sessions) and
+    arrived(deadline), which waits until they have all arrived and returns when they had.
+    Returns (start, all arrived, smtp-source exited, i.e. every message had its 250)."""
     argv = [SMTP_SOURCE, "-d", "-s", str(sessions), "-m", str(count), "-l", str(MSG_SIZE),
-            "-f", SENDER, "-t", RCPT, "127.0.0.1:%d" % sysm.port]
+            "-f", SENDER, "-t", rcpt, "127.0.0.1:%d" % sysm.port]
     t0 = time.monotonic()
     p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     accepted = []               # when smtp-source exits: every message has had its 250
     waiter = threading.Thread(target=lambda: (p.wait(), accepted.append(time.monotonic())), daemon=True)
     waiter.start()
     try:
-        t1 = sysm.wait_delivered(count, t0 + PHASE_TIMEOUT, label)
+        t1 = arrived(t0 + PHASE_TIMEOUT)
         try:
             p.wait(timeout=max(1.0, t0 + PHASE_TIMEOUT - time.monotonic()))
         except subprocess.TimeoutExpired:
@@ -418,13 +500,20 @@ def run_source(sysm, sessions, count, label, measure_cpu=False):
         raise BenchError("%s: %s: smtp-source exited %d: %s" % (sysm.name, label, p.returncode, out[-500:]))
     if out:
         info("%s: %s: smtp-source said: %s" % (sysm.name, label, out[-300:]))
+    waiter.join(5)
+    return t0, t1, accepted[0] if accepted else t1
+
+
+def run_source(sysm, sessions, count, label, measure_cpu=False):
+    """smtp-source into the (empty) Maildir; returns (msg/s delivered, CPU seconds)."""
+    cpu0 = sysm.cpu_seconds() if measure_cpu else 0.0
+    t0, t1, t_acc = smtp_source(sysm, sessions, count, RCPT, label,
+                                lambda deadline: sysm.wait_delivered(count, deadline, label))
     sysm.acked += count
     if measure_cpu:
         time.sleep(0.5)         # let the last removals from the queue finish
     cpu = sysm.cpu_seconds() - cpu0 if measure_cpu else 0.0
     rate = count / (t1 - t0)
-    waiter.join(5)
-    t_acc = accepted[0] if accepted else t1
     info("%s: %s: %d messages, %d sessions: accepted in %.2f s (%.1f msg/s), in the Maildir in %.2f s: %.1f msg/s%s"
          % (sysm.name, label, count, sessions, t_acc - t0, count / (t_acc - t0), t1 - t0, rate,
             ", CPU %.2f s" % cpu if measure_cpu else ""))
@@ -432,8 +521,56 @@ def run_source(sysm, sessions, count, label, measure_cpu=False):
     return rate, cpu
 
 
+def run_relay(sysm, sessions, count, label):
+    """smtp-source to sink@relay.test, which the system relays to its sink; returns msg/s
+    from the start until the sink has counted them all.  Then, after RELAY_SETTLE, the sink
+    must have counted exactly the messages acknowledged."""
+    sink = sysm.sink
+    now = sink.count()
+    if now != sink.base:
+        info("%s: WARNING: %s: %d messages reached the sink after the previous phase was checked"
+             % (sysm.name, label, now - sink.base))
+        sysm.relayed += now - sink.base
+        sink.base = now
+    cpu0 = sysm.cpu_seconds()
+    t0, t1, t_acc = smtp_source(sysm, sessions, count, RELAY_RCPT, label,
+                                lambda deadline: sink.wait_count(count, deadline, sysm, label))
+    time.sleep(RELAY_SETTLE)
+    cpu = sysm.cpu_seconds() - cpu0
+    got = sink.count() - sink.base
+    sysm.relayed += got
+    rate = count / (t1 - t0)
+    info("%s: %s: %d messages, %d sessions: accepted in %.2f s (%.1f msg/s), at the sink in %.2f s: %.1f msg/s, CPU %.2f s"
+         % (sysm.name, label, count, sessions, t_acc - t0, count / (t_acc - t0), t1 - t0, rate, cpu))
+    if got != count:
+        info("%s: WARNING: %s: %d messages acknowledged, %d counted by the sink" % (sysm.name, label, count, got))
+    sink.base += got
+    return rate
+
+
+def relay_or_stop(sysm, sessions, count, label):
+    """run_relay; None when the system has no sink or its relaying failed (then no more
+    relay phases run for it, the others go on)."""
+    if not sysm.sink or sysm.relay_broken:
+        return None
+    try:
+        return run_relay(sysm, sessions, count, label)
+    except BenchError as e:
+        sysm.check_alive(label)         # a dead system is a failure of every phase
+        info("FAILED: %s (no more relay phases for %s)" % (e, sysm.name))
+        sysm.relay_broken = str(e)
+        return None
+
+
 def phase_warmup(sysm):
     run_source(sysm, 2, 20, "warm-up")
+    relay_or_stop(sysm, 2, 20, "relay warm-up")
+
+
+def phase_relay(sysm, sessions, count, name):
+    rate = relay_or_stop(sysm, sessions, count, name)
+    if rate is not None:
+        sysm.results.setdefault(name, []).append(rate)
 
 
 def phase_throughput(sysm, sessions, count, name, measure_cpu=False):
@@ -509,6 +646,8 @@ FIGURES = [
     ("latency_p99", "ms", "%.3f"),
     ("cpu_per_1000", "s", "%.3f"),
     ("mem_per_idle_session", "KB", "%.1f"),
+    ("relay_10", "msg/s", "%.1f"),
+    ("relay_100", "msg/s", "%.1f"),
 ]
 
 
@@ -523,9 +662,20 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--tsubame", required=True)
     ap.add_argument("--postfix", required=True)
+    ap.add_argument("--tsubame-sink", help="pid=PID,port=N,count=FILE of Tsubame's smtp-sink")
+    ap.add_argument("--postfix-sink", help="pid=PID,port=N,count=FILE of Postfix's smtp-sink")
     ap.add_argument("--figures", help="write the bench lines to this file instead of stdout")
     args = ap.parse_args()
     systems = [System("tsubame", args.tsubame), System("postfix", args.postfix)]
+    for s, spec in zip(systems, (args.tsubame_sink, args.postfix_sink)):
+        if spec:
+            s.sink = Sink(s.name + " sink", spec)
+            try:
+                s.sink.wait_ready()
+            except BenchError as e:     # the other figures can still be measured
+                info("FAILED: %s (no relay phases for %s; see %s.log)"
+                     % (e, s.name, s.sink.path.rsplit(".", 1)[0]))
+                s.relay_broken = str(e)
     for s in systems:
         s.wait_ready()
     tsub = systems[0]
@@ -552,6 +702,8 @@ def main():
         info("round %d of %d" % (r + 1, ROUNDS))
         each(phase_throughput, 10, M10, "throughput_10", measure_cpu=True)
         each(phase_throughput, 100, M100, "throughput_100")
+        each(phase_relay, 10, R10, "relay_10")
+        each(phase_relay, 100, R100, "relay_100")
         each(phase_latency, LAT_MSGS, LAT_SESSIONS)
     for s in systems:
         if s.lat:
@@ -572,6 +724,9 @@ def main():
              % (s.name, s.seen, len(probs), ", e.g.:" if probs else ""))
         for l in probs[:5]:
             info("   " + l)
+        if s.sink:
+            info("%s: %d messages relayed to the sink in all%s"
+                 % (s.name, s.relayed, "; relaying FAILED: " + s.relay_broken if s.relay_broken else ""))
     info("measured in %.0f s; load average %s; figures are medians over %d rounds "
          "(latency: percentiles of the pooled samples)" % (time.monotonic() - t_start, loadavg(), ROUNDS))
 
@@ -585,7 +740,7 @@ def main():
             out.writelines(lines)
     else:
         sys.stdout.writelines(lines)
-    return 1 if failed else 0
+    return 1 if failed or any(s.relay_broken for s in systems) else 0
 
 
 if __name__ == "__main__":

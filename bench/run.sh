@@ -2,14 +2,16 @@
 # bench/run.sh: Tsubame against Debian's Postfix on this machine, in one run (`make bench`).
 #
 # Both systems run from a private temp area (nothing outside it is configured or touched,
-# traffic only on 127.0.0.1), accept mail for demo@example.test and deliver it to a Maildir
-# with their default durability.  bench/measure.py drives the same measurements against each
-# and prints one line per figure:
+# traffic only on loopback), accept mail for demo@example.test and deliver it to a Maildir
+# with their default durability, and relay mail for the non-local domain relay.test to an
+# smtp-sink of their own on 127.0.0.9, which counts what arrives.  bench/measure.py drives
+# the same measurements against each and prints one line per figure:
 #   bench NAME tsubame=VALUE postfix=VALUE ratio=VALUE unit=UNIT
 # Needs root (Postfix's master and Tsubame's privilege drop), /usr/sbin/postfix,
-# /usr/sbin/smtp-source and python3.  Knobs (environment): BENCH_ROUNDS, BENCH_MSGS_10,
-# BENCH_MSGS_100, BENCH_LAT_MSGS, BENCH_IDLE (see measure.py), BENCH_KEEP=1 (keep the temp
-# area and its logs), TSUBAME_BIN, PYTHON.  See bench/README.md.
+# /usr/sbin/smtp-source, /usr/sbin/smtp-sink and python3.  Knobs (environment): BENCH_ROUNDS,
+# BENCH_MSGS_10, BENCH_MSGS_100, BENCH_RELAY_MSGS_10, BENCH_RELAY_MSGS_100, BENCH_LAT_MSGS,
+# BENCH_IDLE (see measure.py), BENCH_KEEP=1 (keep the temp area and its logs), TSUBAME_BIN,
+# PYTHON.  See bench/README.md.
 set -eu
 
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -23,7 +25,7 @@ die() { echo "bench: $*" >&2; exit 1; }
 [ "$(id -u)" -eq 0 ] || die "run as root (Postfix's master and tsubamed's privilege drop need it)"
 [ -x "$TSUBAMED" ] || die "$TSUBAMED missing: run make first"
 PYTHON=${PYTHON:-/usr/bin/python3}
-for t in /usr/sbin/postfix /usr/sbin/smtp-source "$PYTHON" openssl script; do
+for t in /usr/sbin/postfix /usr/sbin/smtp-source /usr/sbin/smtp-sink "$PYTHON" openssl script; do
 	command -v "$t" >/dev/null 2>&1 || die "$t missing: scripts/install-deps.sh bench"
 done
 id "$RUN_USER" >/dev/null 2>&1 ||
@@ -31,13 +33,20 @@ id "$RUN_USER" >/dev/null 2>&1 ||
 RUN_UID=$(id -u "$RUN_USER")
 RUN_GID=$(id -g "$RUN_USER")
 
-# Two free loopback ports (bind to port 0 and read back what the kernel chose).
-free_port() {
-	"$PYTHON" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+# Free loopback ports (bind to port 0 and read back what the kernel chose): one listener per
+# system on 127.0.0.1, and one sink per system on another loopback address, so that relayed
+# mail really goes to another host and each system's deliveries are counted apart.
+SINK_ADDR=127.0.0.9
+free_port() { # [ADDRESS]
+	"$PYTHON" -c 'import socket,sys; s=socket.socket(); s.bind((sys.argv[1],0)); print(s.getsockname()[1])' \
+		"${1:-127.0.0.1}"
 }
 PORT_T=$(free_port)
 PORT_P=$(free_port)
 while [ "$PORT_P" = "$PORT_T" ]; do PORT_P=$(free_port); done
+SINK_T=$(free_port $SINK_ADDR)
+SINK_P=$(free_port $SINK_ADDR)
+while [ "$SINK_P" = "$SINK_T" ]; do SINK_P=$(free_port $SINK_ADDR); done
 
 TMP=$(mktemp -d /tmp/tsubame-bench.XXXXXX)
 chmod 0755 "$TMP"
@@ -46,6 +55,7 @@ P=$TMP/postfix
 TSUBAME_PID=""
 POSTFIX_STARTED=""
 MEASURE_PID=""
+SINK_PIDS=""
 
 # Stop both systems (bounded waits); safe to call twice.
 stop_systems() {
@@ -91,6 +101,11 @@ cleanup() {
 		kill -KILL "$MEASURE_PID" 2>/dev/null || true
 	fi
 	stop_systems
+	for pid in $SINK_PIDS; do
+		kill -TERM "$pid" 2>/dev/null || true
+		wait "$pid" 2>/dev/null || true
+	done
+	SINK_PIDS=""
 	if [ "${BENCH_KEEP:-0}" = 1 ]; then
 		echo "bench: kept $TMP" >&2
 	else
@@ -104,6 +119,23 @@ trap 'exit 143' TERM HUP
 
 HASH=$(openssl passwd -6 secret)
 
+# ---- the sinks ----------------------------------------------------------------
+# One Postfix smtp-sink per system.  With -c it writes "sess=N quit=N mesg=N\r" to its stdout
+# whenever a session ends, a QUIT arrives or a final "." is received; that goes to a file
+# (never a pipe that could make it wait for a reader) and measure.py reads the last complete
+# record.  The messages themselves are thrown away.  -m: more sessions at once than either
+# system opens.
+start_sink() { # NAME PORT
+	/usr/sbin/smtp-sink -c -u "$RUN_USER" -m 500 "$SINK_ADDR:$2" 1000 \
+		</dev/null >"$TMP/sink-$1.count" 2>"$TMP/sink-$1.log" &
+	SINK_PIDS="$SINK_PIDS $!"
+	SINK_PID=$!
+}
+start_sink tsubame "$SINK_T"
+SINK_PID_T=$SINK_PID
+start_sink postfix "$SINK_P"
+SINK_PID_P=$SINK_PID
+
 # ---- Tsubame ------------------------------------------------------------------
 mkdir -p "$T/etc" "$T/work" "$T/mail"
 chmod 0755 "$T" "$T/etc" "$T/work" "$T/mail"
@@ -116,13 +148,23 @@ user = $RUN_USER
 listen = 127.0.0.1:$PORT_T
 mailbox_path = $T/mail/%DOMAIN%/%USERNAME%/Maildir
 max_message_size = 0
+# relay.test goes to the sink through the gateway table (opportunistic STARTTLS: the sink
+# offers none); 127.0.0.1 may relay; DNS goes nowhere (the gateway is an address anyway)
+gateway_file = gateways
+relay_rules_file = relay
+dns_servers = 127.0.0.1:9
 EOF
 echo "example.test" >"$T/etc/domains"
 printf 'demo\t%s\tDemo\texample.test\t\t1\t0\t0\n' "$HASH" >"$T/etc/accounts"
 : >"$T/etc/aliases"
+echo "relay.test,$SINK_ADDR,$SINK_T" >"$T/etc/gateways"
+echo "127.0.0.1 true" >"$T/etc/relay"
 chmod 0644 "$T/etc/"*
 
 "$TSUBAMED" -n -c "$T/etc/tsubame.conf" >/dev/null || die "tsubamed -n rejected $T/etc/tsubame.conf"
+"$BIN/tsubamectl" -c "$T/etc/tsubame.conf" relay check 127.0.0.1 bench@sender.test sink@relay.test \
+	>"$T/relay-check.log" 2>&1 ||
+	{ cat "$T/relay-check.log" >&2; die "tsubame would not relay for 127.0.0.1 to relay.test"; }
 "$TSUBAMED" -c "$T/etc/tsubame.conf" </dev/null >"$T/stderr.log" 2>&1 &
 TSUBAME_PID=$!
 
@@ -156,7 +198,11 @@ smtpd_recipient_restrictions = permit_auth_destination, reject
 message_size_limit = 0
 mailbox_size_limit = 0
 virtual_mailbox_limit = 0
-# nothing leaves this instance, and nothing asks DNS
+# relay.test goes to the sink (an address: no lookup); nothing else leaves this instance,
+# and nothing asks DNS
+relay_domains = relay.test
+transport_maps = inline:{ relay.test=smtp:[$SINK_ADDR]:$SINK_P }
+smtp_tls_security_level = none
 default_transport = error:bench instance delivers locally only
 relay_transport = error:bench instance delivers locally only
 smtp_dns_support_level = disabled
@@ -175,6 +221,7 @@ cat >"$P/etc/master.cf" <<EOF
 # service type  private unpriv  chroot  wakeup  maxproc command
 127.0.0.1:$PORT_P inet n - n - 200 smtpd
 cleanup   unix  n       -       n       -       0       cleanup
+smtp      unix  -       -       n       -       -       smtp
 qmgr      unix  n       -       n       300     1       qmgr
 rewrite   unix  -       -       n       -       -       trivial-rewrite
 bounce    unix  -       -       n       -       0       bounce
@@ -211,7 +258,9 @@ pf start
 rc=0
 "$PYTHON" "$HERE/measure.py" --figures "$TMP/figures" \
 	--tsubame "pid=$TSUBAME_PID,port=$PORT_T,maildir=$T/mail/example.test/demo/Maildir,log=$T/work/log" \
-	--postfix "pidfile=$P/queue/pid/master.pid,port=$PORT_P,maildir=$P/mail/example.test/demo,log=$P/maillog" &
+	--tsubame-sink "pid=$SINK_PID_T,port=$SINK_T,count=$TMP/sink-tsubame.count" \
+	--postfix "pidfile=$P/queue/pid/master.pid,port=$PORT_P,maildir=$P/mail/example.test/demo,log=$P/maillog" \
+	--postfix-sink "pid=$SINK_PID_P,port=$SINK_P,count=$TMP/sink-postfix.count" &
 MEASURE_PID=$!
 wait "$MEASURE_PID" || rc=$?
 MEASURE_PID=""
