@@ -206,6 +206,8 @@ class Sink:
                         ext.append("250-STARTTLS")
                     if "auth" in self.modes:
                         ext.append("250-AUTH PLAIN LOGIN")
+                    if "dsn" in self.modes:
+                        ext.append("250-DSN")
                     ext.append("250 ENHANCEDSTATUSCODES")
                     await reply("\r\n".join(ext))
                 elif verb == "HELO":
