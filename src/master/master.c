@@ -142,7 +142,8 @@ static void prepare_dirs(struct master *ms)
 	if (spool_open(&sp, cfg->work_dir, cfg->node_id, 1) < 0)
 		fatal("event=start_failed reason=spool path=%s", cfg->work_dir);
 	spool_close(&sp);
-	const char *sub[] = { "queue", "queue/incoming", "queue/active", "queue/deferred", "queue/corrupt", NULL };
+	const char *sub[] = { "queue", "queue/incoming", "queue/active", "queue/deferred", "queue/corrupt", "queue/hold",
+		NULL };
 	for (int i = 0; sub[i]; i++) {
 		char *p = xasprintf("%s/%s", cfg->work_dir, sub[i]);
 		give(ms, p);
