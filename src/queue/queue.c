@@ -324,11 +324,14 @@ static void finish_round(struct queue *q, struct qmsg *m)
 				}
 		}
 	}
-	/* Expire local recipients that have waited too long. */
+	/*
+	 * Expire recipients that have waited too long.  One that is due now (a flush,
+	 * a release from hold, a restart) gets its attempt first.
+	 */
 	int expired = 0;
 	for (size_t i = 0; i < m->env.nrcpt; i++) {
 		struct qrcpt *r = &m->env.rcpt[i];
-		if ((r->state == RCPT_LOCAL || r->state == RCPT_REMOTE) && r->attempts > 0 &&
+		if ((r->state == RCPT_LOCAL || r->state == RCPT_REMOTE) && r->attempts > 0 && r->next_try > now &&
 		    now - m->env.arrival > q->cfg->queue_lifetime) {
 			m->perm[i] = 1;
 			free(m->enh[i]);
