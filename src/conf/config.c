@@ -44,7 +44,7 @@ static const struct param params[] = {
 	{ "node_id", P_STR, "", F(node_id), 0, 0, NULL,
 	  "Name of this node in a cluster sharing one spool; part of every queue id and of the active/ claim folder. Letters and digits only, at most 12. Empty: derived from the host name." },
 	{ "work_dir", P_STR, "/var/spool/tsubame", F(work_dir), 0, 0, NULL,
-	  "Work folder: the queue (incoming/, active/, deferred/, corrupt/) and the logs (log/) live here." },
+	  "Work folder: the queue (queue/: incoming/, active/, deferred/, corrupt/, hold/), the logs (log/) and the queue manager's control socket (run/queue.ctl) live here. queue/ may be shared by the nodes of a cluster; run/ must be local to each node." },
 	{ "user", P_STR, "tsubame", F(user), 0, 0, NULL,
 	  "Unprivileged user the smtpd, queue and deliver processes run as after the master binds its listeners. Ignored when started as a non-root user." },
 	{ "debug", P_BOOL, "no", F(debug), 0, 1, NULL, "Log debug lines (every SMTP command and reply)." },

@@ -2,7 +2,8 @@
  * ctl: tsubamectl, the administrator's command line (O2).
  *
  * Each subcommand family lives in its own file and gets the loaded configuration.
- * Exit status: 0 success, 1 failure (message on stderr), 2 usage error.
+ * Exit status: 0 success, 1 failure (message on stderr), 2 usage error, 3 the
+ * daemon (its queue manager) is not running, for commands that need it.
  * Commands that change tables rewrite them atomically and then ask a running
  * daemon to reload (SIGHUP to the pid in work_dir/tsubamed.pid), if one runs.
  */
@@ -17,7 +18,9 @@ struct ctl {
 	int reload_wanted;   /* set by ctl_reload(); the signal is sent when the command is done */
 };
 
-int ctl_queue(struct ctl *c, int argc, char **argv);    /* queue list|show|delete */
+int ctl_queue(struct ctl *c, int argc, char **argv);    /* queue list|show|delete|flush|retry|hold|release */
+/* queue flush|retry|hold|release (argv[0] is the verb): asks the running queue manager; exit 3 when it is not running. */
+int ctl_queue_control(struct ctl *c, int argc, char **argv);
 int ctl_account(struct ctl *c, int argc, char **argv);  /* account add|del|passwd|list|show|import|export */
 int ctl_domain(struct ctl *c, int argc, char **argv);   /* domain add|del|list */
 /*

@@ -1,5 +1,6 @@
 /*
- * ctl_queue: `tsubamectl queue list|show|delete` (O2).
+ * ctl_queue: `tsubamectl queue list|show|delete` (O2); flush, retry, hold and
+ * release go to the running queue manager (ctl_queue_control.c).
  *
  * Owns: the administrator's view of the spool.  Trusts: the configuration
  * (work_dir); nothing in the spool.  Queue files are parsed with the same
@@ -35,7 +36,7 @@
 #include "util/xalloc.h"
 
 struct folder {
-	char name[32]; /* "active/mx1", "deferred", "corrupt" */
+	char name[32]; /* "active/mx1", "deferred", "corrupt", "hold" */
 	int dfd;
 };
 
@@ -48,7 +49,11 @@ static void usage(void)
 {
 	fprintf(stderr, "usage: tsubamectl queue list\n"
 			"       tsubamectl queue show QID [--body]\n"
-			"       tsubamectl queue delete QID...\n");
+			"       tsubamectl queue delete QID...\n"
+			"       tsubamectl queue flush [DOMAIN]      deliver what waits (for DOMAIN) now\n"
+			"       tsubamectl queue retry QID           deliver one message now\n"
+			"       tsubamectl queue hold QID|ALL        stop delivering it, until released\n"
+			"       tsubamectl queue release QID|ALL     end a hold, deliver now\n");
 }
 
 static void add_folder(struct folders *fs, const char *name, int dfd)
@@ -77,7 +82,7 @@ static int cmp_str(const void *a, const void *b)
 
 /*
  * Every folder that holds committed messages: active/<node> for each node,
- * deferred, corrupt.  A queue that does not exist yet is an empty queue
+ * deferred, corrupt, hold.  A queue that does not exist yet is an empty queue
  * (returns 0 with no folders); other errors -1.
  */
 static int open_folders(const struct ctl *c, struct folders *fs)
@@ -126,8 +131,8 @@ static int open_folders(const struct ctl *c, struct folders *fs)
 			closedir(d);
 		}
 	}
-	static const char *plain[] = { "deferred", "corrupt" };
-	for (size_t i = 0; i < 2; i++) {
+	static const char *plain[] = { "deferred", "corrupt", "hold" };
+	for (size_t i = 0; i < sizeof(plain) / sizeof(plain[0]); i++) {
 		int fd = openat(rfd, plain[i], O_DIRECTORY | O_RDONLY | O_CLOEXEC);
 		if (fd >= 0)
 			add_folder(fs, plain[i], fd);
@@ -461,6 +466,8 @@ int ctl_queue(struct ctl *c, int argc, char **argv)
 		}
 		return queue_show(c, qid, body);
 	}
+	if (!strcmp(cmd, "flush") || !strcmp(cmd, "retry") || !strcmp(cmd, "hold") || !strcmp(cmd, "release"))
+		return ctl_queue_control(c, argc, argv);
 	if (strcmp(cmd, "delete") == 0) {
 		if (argc < 2) {
 			usage();

@@ -25,6 +25,8 @@ static void usage(void)
 	fprintf(stderr,
 	    "usage: tsubamectl [-c config] command ...\n"
 	    "  queue list | show QID [--body] | delete QID...\n"
+	    "  queue flush [DOMAIN] | retry QID | hold QID|ALL | release QID|ALL\n"
+	    "                 ask the running queue manager to deliver now, hold or release\n"
 	    "  account add|del|passwd|list|show|import|export ...\n"
 	    "  domain add|del|list ...\n"
 	    "  secret set|del|list ...       CRAM-MD5 secrets of accounts that opted in\n"

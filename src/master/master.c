@@ -30,6 +30,7 @@
 
 #include "deliver/deliver.h"
 #include "local/resolve.h"
+#include "queue/qctl_proto.h"
 #include "queue/queue.h"
 #include "queue/spool.h"
 #include "smtp/smtpd.h"
@@ -142,13 +143,20 @@ static void prepare_dirs(struct master *ms)
 	if (spool_open(&sp, cfg->work_dir, cfg->node_id, 1) < 0)
 		fatal("event=start_failed reason=spool path=%s", cfg->work_dir);
 	spool_close(&sp);
-	const char *sub[] = { "queue", "queue/incoming", "queue/active", "queue/deferred", "queue/corrupt", NULL };
+	const char *sub[] = { "queue", "queue/incoming", "queue/active", "queue/deferred", "queue/corrupt", "queue/hold",
+		NULL };
 	for (int i = 0; sub[i]; i++) {
 		char *p = xasprintf("%s/%s", cfg->work_dir, sub[i]);
 		give(ms, p);
 		free(p);
 	}
 	char *p = xasprintf("%s/queue/active/%s", cfg->work_dir, cfg->node_id);
+	give(ms, p);
+	free(p);
+	/* run/: the queue manager's control socket (queue_ctl.c), made after it dropped privileges. */
+	p = xasprintf("%s/%s", cfg->work_dir, QCTL_DIR);
+	if (mkdir(p, 0750) < 0 && errno != EEXIST)
+		fatal("event=start_failed reason=run_dir path=%s", p);
 	give(ms, p);
 	free(p);
 	/* The fixed part of the mailbox path template belongs to the mail user. */

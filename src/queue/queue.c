@@ -22,6 +22,7 @@
 
 #include "local/reload.h"
 #include "deliver/remote.h"
+#include "queue/queue_ctl.h"
 #include "util/log.h"
 #include "util/signals.h"
 #include "util/xalloc.h"
@@ -376,11 +377,17 @@ static void finish_round(struct queue *q, struct qmsg *m)
 				}
 		}
 	}
-	/* Expire local recipients that have waited too long. */
+	/* tsubamectl queue hold arrived during this round: its results are in, now it goes to hold/. */
+	if (m->hold_wanted && !qenvelope_finished(&m->env) && queue_ctl_hold_settle(q, m) == 0)
+		return;
+	/*
+	 * Expire recipients that have waited too long.  One that is due now (a flush,
+	 * a release from hold, a restart) gets its attempt first.
+	 */
 	int expired = 0;
 	for (size_t i = 0; i < m->env.nrcpt; i++) {
 		struct qrcpt *r = &m->env.rcpt[i];
-		if ((r->state == RCPT_LOCAL || r->state == RCPT_REMOTE) && r->attempts > 0 &&
+		if ((r->state == RCPT_LOCAL || r->state == RCPT_REMOTE) && r->attempts > 0 && r->next_try > now &&
 		    now - m->env.arrival > q->cfg->queue_lifetime) {
 			m->perm[i] = 1;
 			free(m->enh[i]);
@@ -751,9 +758,12 @@ int queue_main(struct config *cfg, int smtpd_fd, const int *deliver_fds, size_t 
 	/* Messages waiting in deferred/ (any node's) are claimed by rename: only one node wins each. */
 	spool_list(&q.spool, SPOOL_DEFERRED, claim_one, &q);
 	dispatch(&q);
+	queue_ctl_start(&q);
 	log_info("event=started messages=%zu workers=%zu", q.nmessages, ndeliver);
 
 	event_base_dispatch(q.base);
+
+	queue_ctl_stop(&q);
 
 	struct incoming *in;
 	while ((in = TAILQ_FIRST(&q.incoming)))
@@ -781,3 +791,15 @@ int queue_main(struct config *cfg, int smtpd_fd, const int *deliver_fds, size_t 
 	log_info("event=stopped");
 	return 0;
 }
+
+/* ---- for queue_ctl.c ---------------------------------------------------- */
+
+struct qmsg *queue_find_msg(struct queue *q, const char *qid) { return find_msg(q, qid); }
+
+void queue_make_ready(struct queue *q, struct qmsg *m) { make_ready(q, m); }
+
+void queue_dispatch(struct queue *q) { dispatch(q); }
+
+int queue_persist(struct qmsg *m) { return persist(m); }
+
+void queue_forget(struct queue *q, struct qmsg *m) { msg_free(q, m); }

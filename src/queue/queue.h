@@ -33,6 +33,7 @@ struct qmsg {
 	int on_ready;                  /* in q->ready */
 	int dirty;                     /* recipient states changed in memory */
 	struct event *timer;           /* next retry */
+	int hold_wanted;               /* tsubamectl queue hold while deliveries were in flight (queue_ctl.c) */
 	/* per-recipient outcome of the current round */
 	unsigned char *perm;           /* 1 = permanent failure this round */
 	unsigned char *success;        /* DSN success to report this round: 's' delivered, 'r' relayed */
@@ -82,12 +83,26 @@ struct queue {
 	size_t nmessages;
 	int stopping;
 	struct event *ev_sighup, *ev_sigterm, *ev_sigint;
+	struct queue_ctl *ctl;         /* the control socket (queue_ctl.c) */
 };
 
 int queue_main(struct config *cfg, int smtpd_fd, const int *deliver_fds, size_t ndeliver);
 
 /* Take a committed message under management (parsed envelope, fd open); schedules its deliveries. */
 void queue_admit(struct queue *q, const char *qid, int fd, struct qenvelope *env);
+
+/*
+ * For queue_ctl.c (tsubamectl queue flush/retry/hold/release), which works on
+ * the same lists: find a message under management; put it on the ready list
+ * (its retry timer is the caller's business); hand ready messages to workers;
+ * write its recipient states in place and fdatasync (0 or -1); forget it
+ * (closes its file, frees it; the file stays where it is).
+ */
+struct qmsg *queue_find_msg(struct queue *q, const char *qid);
+void queue_make_ready(struct queue *q, struct qmsg *m);
+void queue_dispatch(struct queue *q);
+int queue_persist(struct qmsg *m);
+void queue_forget(struct queue *q, struct qmsg *m);
 
 /*
  * bounce.c: delivery status notifications (RFC 3464, RFC 3461).

@@ -31,7 +31,7 @@
 #include "util/log.h"
 #include "util/xalloc.h"
 
-static const char *dir_names[] = { "incoming", "active", "deferred", "corrupt" };
+static const char *dir_names[] = { "incoming", "active", "deferred", "corrupt", "hold" };
 
 static int node_valid(const char *node)
 {
@@ -65,7 +65,7 @@ int spool_open(struct spool *s, const char *work_dir, const char *node, int crea
 	int rootfd = -1, activefd = -1, err;
 
 	memset(s, 0, sizeof(*s));
-	s->dfd_incoming = s->dfd_active = s->dfd_deferred = s->dfd_corrupt = s->dfd_free = -1;
+	s->dfd_incoming = s->dfd_active = s->dfd_deferred = s->dfd_corrupt = s->dfd_hold = s->dfd_free = -1;
 	if (!node_valid(node)) {
 		errno = EINVAL;
 		return -1;
@@ -82,6 +82,9 @@ int spool_open(struct spool *s, const char *work_dir, const char *node, int crea
 	    (s->dfd_active = open_dir(activefd, node, create)) < 0 ||
 	    (s->dfd_deferred = open_dir(rootfd, "deferred", create)) < 0 ||
 	    (s->dfd_corrupt = open_dir(rootfd, "corrupt", create)) < 0)
+		goto fail;
+	/* hold/ came later than the others: a reader (create = 0) of an older spool does without it. */
+	if ((s->dfd_hold = open_dir(rootfd, "hold", create)) < 0 && (create || errno != ENOENT))
 		goto fail;
 	/* New entries in queue/ and queue/active/ must survive a crash too. */
 	if (create && (fsync(activefd) < 0 || fsync(rootfd) < 0))
@@ -104,6 +107,7 @@ void spool_close(struct spool *s)
 	close_fd(&s->dfd_active);
 	close_fd(&s->dfd_deferred);
 	close_fd(&s->dfd_corrupt);
+	close_fd(&s->dfd_hold);
 	close_fd(&s->dfd_free);
 	for (size_t i = 0; i < s->nfree; i++)
 		free(s->free_names[i]);
@@ -179,6 +183,8 @@ int spool_dirfd(const struct spool *s, enum spool_dir d)
 		return s->dfd_deferred;
 	case SPOOL_CORRUPT:
 		return s->dfd_corrupt;
+	case SPOOL_HOLD:
+		return s->dfd_hold;
 	}
 	return -1;
 }
@@ -286,6 +292,29 @@ int spool_remove(struct spool *s, const char *qid)
 	if (check_qid(qid) < 0)
 		return -1;
 	return retire(s, s->dfd_active, qid);
+}
+
+int spool_hold(struct spool *s, enum spool_dir from, const char *qid)
+{
+	if (check_qid(qid) < 0)
+		return -1;
+	if ((from != SPOOL_ACTIVE && from != SPOOL_DEFERRED) || s->dfd_hold < 0) {
+		errno = EINVAL;
+		return -1;
+	}
+	return renameat(spool_dirfd(s, from), qid, s->dfd_hold, qid);
+}
+
+int spool_release(struct spool *s, const char *qid)
+{
+	if (check_qid(qid) < 0)
+		return -1;
+	if (s->dfd_hold < 0) {
+		errno = ENOENT;
+		return -1;
+	}
+	/* Like a claim: if two nodes release the same message, one rename wins and the other gets ENOENT. */
+	return renameat(s->dfd_hold, qid, s->dfd_active, qid);
 }
 
 int spool_quarantine(struct spool *s, enum spool_dir from, const char *qid)

@@ -5,6 +5,8 @@
  *   active/<node>/<qid>   committed and owned by <node>'s queue manager
  *   deferred/<qid>        committed, waiting (remote recipients, retries); any node may claim
  *   corrupt/<qid>         unreadable; kept for the administrator, never deleted
+ *   hold/<qid>            put on hold by the administrator (tsubamectl queue hold):
+ *                         never scheduled, never expired, until released
  * Transitions are rename(2), which is atomic on local file systems and on NFS:
  * a claim is "rename deferred/<qid> to active/<me>/<qid>" and only one node wins.
  * No flock.  The commit point (invariant 1) is: fsync(file), rename incoming ->
@@ -26,6 +28,7 @@ struct spool {
 	int dfd_active;      /* active/<node> */
 	int dfd_deferred;
 	int dfd_corrupt;
+	int dfd_hold;        /* -1 when opened without create on a spool that has no hold/ yet */
 	/* recycling (spool_enable_recycling): spent files kept for reuse, queue/free/<node> */
 	int dfd_free;
 	char **free_names;
@@ -33,7 +36,7 @@ struct spool {
 	unsigned long free_seq;
 };
 
-enum spool_dir { SPOOL_INCOMING, SPOOL_ACTIVE, SPOOL_DEFERRED, SPOOL_CORRUPT };
+enum spool_dir { SPOOL_INCOMING, SPOOL_ACTIVE, SPOOL_DEFERRED, SPOOL_CORRUPT, SPOOL_HOLD };
 
 /* Open (and with create, make: mode 0700) the folders.  0 or -1 with errno. */
 int spool_open(struct spool *s, const char *work_dir, const char *node, int create);
@@ -64,6 +67,14 @@ int spool_defer(struct spool *s, const char *qid);
 int spool_claim(struct spool *s, const char *qid);
 /* Delivery finished: unlink active/<node>/<qid>. */
 int spool_remove(struct spool *s, const char *qid);
+/*
+ * Administrative hold: active/<node> or deferred/ -> hold/.  Like every
+ * transition a single rename; the caller fsyncs hold/ and the source folder
+ * (spool_sync_dir) before it reports the hold as done.  0 or -1 with errno.
+ */
+int spool_hold(struct spool *s, enum spool_dir from, const char *qid);
+/* hold/ -> active/<node>: 0, or -1 with errno ENOENT when it is not (or no longer) held. */
+int spool_release(struct spool *s, const char *qid);
 /* Move an unreadable file from a folder to corrupt/. */
 int spool_quarantine(struct spool *s, enum spool_dir from, const char *qid);
 /* Open a queue file read-write. -1 with errno. */
@@ -76,7 +87,7 @@ int spool_list(struct spool *s, enum spool_dir d, void (*cb)(void *arg, const ch
 int spool_sync_dir(struct spool *s, enum spool_dir d);
 /* The directory fd of a folder (owned by s), or -1. */
 int spool_dirfd(const struct spool *s, enum spool_dir d);
-/* "incoming", "active", "deferred", "corrupt". */
+/* "incoming", "active", "deferred", "corrupt", "hold". */
 const char *spool_dir_name(enum spool_dir d);
 /* Every node folder under active/ (sorted), for tsubamectl and takeover (O4).  Count or -1. */
 int spool_list_nodes(struct spool *s, void (*cb)(void *arg, const char *node), void *arg);

@@ -86,7 +86,7 @@ static void committed(struct spool *s, char out[QID_MAX])
 static void test_open_modes(void **state)
 {
 	struct fixture *f = *state;
-	const char *dirs[] = { "", "incoming", "active", "active/mx1", "active/mx2", "deferred", "corrupt" };
+	const char *dirs[] = { "", "incoming", "active", "active/mx1", "active/mx2", "deferred", "corrupt", "hold" };
 	for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++) {
 		char p[512];
 		struct stat st;
@@ -466,6 +466,48 @@ static void test_qid_unique(void **state)
 	assert_true(us / 1000000 >= now - 5 && us / 1000000 <= now + 5);
 }
 
+/* Administrative hold: active or deferred -> hold/ -> active/<node> of whichever node releases it. */
+static void test_hold_release(void **state)
+{
+	struct fixture *f = *state;
+	char q1[QID_MAX], q2[QID_MAX];
+	committed(&f->a, q1);
+	committed(&f->a, q2);
+	assert_int_equal(spool_hold(&f->a, SPOOL_ACTIVE, q1), 0);
+	assert_int_equal(spool_sync_dir(&f->a, SPOOL_HOLD), 0);
+	assert_false(exists(f, "active/mx1", q1));
+	assert_true(exists(f, "hold", q1));
+	assert_int_equal(spool_defer(&f->a, q2), 0);
+	assert_int_equal(spool_hold(&f->b, SPOOL_DEFERRED, q2), 0);
+	assert_true(exists(f, "hold", q2));
+	/* Only from active/ or deferred/; a second hold finds nothing. */
+	assert_int_equal(spool_hold(&f->a, SPOOL_CORRUPT, q1), -1);
+	assert_int_equal(errno, EINVAL);
+	assert_int_equal(spool_hold(&f->a, SPOOL_ACTIVE, q1), -1);
+	assert_int_equal(errno, ENOENT);
+	assert_int_equal(spool_hold(&f->a, SPOOL_ACTIVE, "../x"), -1);
+	assert_int_equal(errno, EINVAL);
+	/* Release is a claim: one node wins. */
+	assert_int_equal(spool_release(&f->b, q1), 0);
+	assert_true(exists(f, "active/mx2", q1));
+	assert_int_equal(spool_release(&f->a, q1), -1);
+	assert_int_equal(errno, ENOENT);
+	assert_int_equal(spool_release(&f->a, q2), 0);
+	assert_true(exists(f, "active/mx1", q2));
+	assert_false(exists(f, "hold", q2));
+	assert_string_equal(spool_dir_name(SPOOL_HOLD), "hold");
+	/* A reader of a spool made before hold/ existed does without it. */
+	char p[512];
+	snprintf(p, sizeof(p), "%s/queue/hold", f->dir);
+	assert_int_equal(rmdir(p), 0);
+	struct spool s;
+	assert_int_equal(spool_open(&s, f->dir, "mx1", 0), 0);
+	assert_int_equal(spool_dirfd(&s, SPOOL_HOLD), -1);
+	assert_int_equal(spool_release(&s, q2), -1);
+	assert_int_equal(errno, ENOENT);
+	spool_close(&s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -473,6 +515,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_create_commit, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_defer_claim, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_quarantine, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_hold_release, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_names, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_list, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_recover, setup, teardown),
