@@ -47,6 +47,7 @@ struct deliver {
 	size_t npending, cap_pending;
 	struct remote *remote;        /* NULL when it could not start: remote requests are deferred */
 	unsigned long long stamp;     /* tables_stamp() of the tables in use */
+	int stopping;                 /* closing the cached connections; no new remote jobs */
 };
 
 /*
@@ -127,15 +128,16 @@ static void send_done(struct deliver *d, const char *qid, int remote)
 }
 
 /* A remote job is over: every recipient has its result and retry class. */
-static void remote_done(void *arg, const char *qid, struct remote_rcpt *r, size_t n)
+static void remote_done(void *arg, const char *qid, const char *domain, struct remote_rcpt *r, size_t n)
 {
 	struct deliver *d = arg;
 	for (size_t i = 0; i < n; i++) {
-		log_to(LOG_DELIVERY, "qid=%s event=%s to=<%s> relay=%s dsn=%s status=%s detail=%s", qid,
+		/* conn=new|reused: whether the deciding session came from the connection cache (D1). */
+		log_to(LOG_DELIVERY, "qid=%s event=%s to=<%s> relay=%s dsn=%s status=%s conn=%s detail=%s", qid,
 		    r[i].status == DELIVER_OK ? "delivered" : r[i].status == DELIVER_TEMPFAIL ? "deferred" : "failed",
 		    lq(r[i].addr), lq(r[i].relay), r[i].enh,
 		    r[i].status == DELIVER_OK ? "sent" : r[i].status == DELIVER_TEMPFAIL ? "deferred" : "bounced",
-		    lq(r[i].text));
+		    r[i].conn ? r[i].conn : "none", lq(r[i].text));
 		if (r[i].status == DELIVER_OK)
 			log_to(LOG_SEND, "qid=%s event=sent to=<%s> relay=%s dsn=%s", qid, lq(r[i].addr), lq(r[i].relay), r[i].enh);
 		send_result_raw(d, qid, r[i].idx, (uint32_t)r[i].status, (uint32_t)r[i].cls, r[i].enh, r[i].text);
@@ -172,10 +174,10 @@ static void on_queue_msg(struct ipc_channel *ch, struct ipc_msg *m, void *arg)
 		return;
 	}
 	if (flags & DELIVER_REQ_REMOTE) {
-		if (!d->remote) {
+		if (!d->remote || d->stopping) {
 			for (uint32_t i = 0; i < n; i++)
 				send_result_raw(d, qid, items[i].idx, DELIVER_TEMPFAIL, RETRY_NOANSWER, "4.3.5",
-				    "remote delivery unavailable (see the deliver log)");
+				    d->stopping ? "shutting down" : "remote delivery unavailable (see the deliver log)");
 			send_done(d, qid, 1);
 			close(m->fd);
 			free(items);
@@ -259,10 +261,34 @@ static void on_batch_end(struct ipc_channel *ch, void *arg)
 	d->npending = 0;
 }
 
-static void on_queue_close(struct ipc_channel *ch, void *arg)
+static void on_drained(void *arg)
 {
 	struct deliver *d = arg;
 	event_base_loopexit(d->base, NULL);
+}
+
+/*
+ * Stop: local requests are handled whole inside one callback, so none is cut
+ * short.  Remote jobs in flight are dropped (the queue repeats them: a
+ * duplicate, never a loss); the idle cached connections get their QUIT, for
+ * at most a second.
+ */
+static void stop(struct deliver *d)
+{
+	if (d->stopping)
+		return;
+	d->stopping = 1;
+	if (remote_stop(d->remote, on_drained, d) == 0) {
+		event_base_loopexit(d->base, NULL);
+		return;
+	}
+	struct timeval tv = {1, 0};
+	event_base_loopexit(d->base, &tv);
+}
+
+static void on_queue_close(struct ipc_channel *ch, void *arg)
+{
+	stop(arg);
 }
 
 static void on_sighup(evutil_socket_t sig, short what, void *arg)
@@ -271,13 +297,24 @@ static void on_sighup(evutil_socket_t sig, short what, void *arg)
 
 	local_reload(&d->cfg, &d->tables);
 	d->stamp = tables_stamp(d->cfg);
+	/* The routing settings and tables (gateway, hosts): a remote part that could not start gets another try. */
+	if (d->remote) {
+		remote_reload(d->remote);
+	} else if (!d->stopping) {
+		struct buf errors;
+		buf_init(&errors, 16 * 1024);
+		d->remote = remote_new(d->base, d->cfg, &errors);
+		if (d->remote)
+			log_info("event=remote_delivery_available");
+		else
+			log_warnx("event=remote_delivery_unavailable errors=%s", lq(buf_cstr(&errors)));
+		buf_free(&errors);
+	}
 }
 
 static void on_sigterm(evutil_socket_t sig, short what, void *arg)
 {
-	struct deliver *d = arg;
-	/* Requests are handled whole inside one callback, so stopping here never cuts a delivery short. */
-	event_base_loopexit(d->base, NULL);
+	stop(arg);
 }
 
 int deliver_main(struct config *cfg, int queue_fd, int index)
