@@ -173,6 +173,8 @@ static const struct param params[] = {
 	  "Bounce at once when a domain has no MX record instead of falling back to its A/AAAA address." },
 	{ "delivery_concurrency", P_INT, "50", F(delivery_concurrency), 1, 10000, NULL,
 	  "Remote deliveries in progress at once (the manual's threads; our default 50)." },
+	{ "destination_concurrency", P_INT, "20", F(destination_concurrency), 1, 1000, NULL,
+	  "Remote deliveries in progress at once to one recipient domain (D1 per-destination limit; Postfix's default_destination_concurrency_limit). Further mail for that domain waits in the queue, without delaying other domains, and goes as soon as one of them ends." },
 	{ "smtp_connection_cache_size", P_INT, "32", F(smtp_connection_cache_size), 0, 1000, NULL,
 	  "Idle SMTP connections each deliver process keeps open after a successful transaction, for the next message to the same peer (D1 connection reuse); 0 = close every connection after its message." },
 	{ "smtp_connection_cache_time", P_TIME, "5", F(smtp_connection_cache_time), 1, 300, NULL,

@@ -117,12 +117,14 @@ static void send_result(struct deliver *d, const char *qid, uint32_t idx, const 
 	send_result_raw(d, qid, idx, (uint32_t)r->status, 0, r->enh, r->text);
 }
 
-static void send_done(struct deliver *d, const char *qid, int remote)
+/* domain: the request's, echoed so the queue can free that destination's slot (D1). */
+static void send_done(struct deliver *d, const char *qid, int remote, const char *domain)
 {
 	struct buf b;
-	buf_init(&b, 256);
+	buf_init(&b, 512);
 	ipc_put_str(&b, qid);
 	ipc_put_u32(&b, (uint32_t)remote);
+	ipc_put_str(&b, domain);
 	ipc_send(&d->queue, IPC_D_DONE, &b, -1);
 	buf_free(&b);
 }
@@ -142,7 +144,7 @@ static void remote_done(void *arg, const char *qid, const char *domain, struct r
 			log_to(LOG_SEND, "qid=%s event=sent to=<%s> relay=%s dsn=%s", qid, lq(r[i].addr), lq(r[i].relay), r[i].enh);
 		send_result_raw(d, qid, r[i].idx, (uint32_t)r[i].status, (uint32_t)r[i].cls, r[i].enh, r[i].text);
 	}
-	send_done(d, qid, 1);
+	send_done(d, qid, 1, domain);
 }
 
 static void on_queue_msg(struct ipc_channel *ch, struct ipc_msg *m, void *arg)
@@ -178,7 +180,7 @@ static void on_queue_msg(struct ipc_channel *ch, struct ipc_msg *m, void *arg)
 			for (uint32_t i = 0; i < n; i++)
 				send_result_raw(d, qid, items[i].idx, DELIVER_TEMPFAIL, RETRY_NOANSWER, "4.3.5",
 				    d->stopping ? "shutting down" : "remote delivery unavailable (see the deliver log)");
-			send_done(d, qid, 1);
+			send_done(d, qid, 1, domain);
 			close(m->fd);
 			free(items);
 			return;
@@ -244,7 +246,7 @@ static void on_batch_end(struct ipc_channel *ch, void *arg)
 	for (size_t i = 0; i < d->npending; i++) {
 		struct pending *p = &d->pending[i];
 		if (p->done) {
-			send_done(d, p->qid, 0);
+			send_done(d, p->qid, 0, "");
 			continue;
 		}
 		const struct local_result *r = &p->r;

@@ -16,6 +16,7 @@
 #include "conf/config.h"
 #include "ipc/ipc.h"
 #include "local/resolve.h"
+#include "queue/dest.h"
 #include "queue/qfile.h"
 #include "queue/spool.h"
 
@@ -37,6 +38,8 @@ struct qmsg {
 	unsigned char *perm;           /* 1 = permanent failure this round */
 	char **diag;                   /* failure text per recipient */
 	char **enh;
+	struct dest_wait_list parked;  /* destinations whose slots this message waits for (D1) */
+	int woken;                     /* a freed slot was given to it: it goes before newer mail */
 };
 
 struct incoming {
@@ -75,6 +78,7 @@ struct queue {
 	size_t ncommits, cap_commits;
 	unsigned inflight;
 	unsigned remote_inflight;
+	struct dest_table dests;       /* per-destination in-flight counts and waiting messages (D1) */
 	unsigned max_inflight;
 	size_t nmessages;
 	int stopping;
