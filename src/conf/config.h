@@ -115,6 +115,10 @@ struct config {
 	long mx_cache_time;
 	int bounce_when_no_mx;
 	long delivery_concurrency;
+	long destination_concurrency;     /* D1: remote deliveries in flight per recipient domain */
+	long smtp_connection_cache_size;  /* D1: idle connections kept per deliver process; 0 = no reuse */
+	long smtp_connection_cache_time;  /* seconds an idle connection is kept */
+	long smtp_connection_reuse_limit; /* transactions per connection */
 
 	long deliver_processes;
 	long retry_interval;

@@ -49,6 +49,7 @@ struct deliver {
 	size_t npending, cap_pending;
 	struct remote *remote;        /* NULL when it could not start: remote requests are deferred */
 	unsigned long long stamp;     /* tables_stamp() of the tables in use */
+	int stopping;                 /* closing the cached connections; no new remote jobs */
 };
 
 /*
@@ -127,32 +128,35 @@ static void send_result(struct deliver *d, const char *qid, uint32_t idx, const 
 	send_result_raw(d, qid, idx, (uint32_t)r->status, 0, r->enh, r->text);
 }
 
-static void send_done(struct deliver *d, const char *qid, int remote)
+/* domain: the request's, echoed so the queue can free that destination's slot (D1). */
+static void send_done(struct deliver *d, const char *qid, int remote, const char *domain)
 {
 	struct buf b;
-	buf_init(&b, 256);
+	buf_init(&b, 512);
 	ipc_put_str(&b, qid);
 	ipc_put_u32(&b, (uint32_t)remote);
+	ipc_put_str(&b, domain);
 	ipc_send(&d->queue, IPC_D_DONE, &b, -1);
 	buf_free(&b);
 }
 
 /* A remote job is over: every recipient has its result and retry class. */
-static void remote_done(void *arg, const char *qid, struct remote_rcpt *r, size_t n)
+static void remote_done(void *arg, const char *qid, const char *domain, struct remote_rcpt *r, size_t n)
 {
 	struct deliver *d = arg;
 	for (size_t i = 0; i < n; i++) {
-		log_to(LOG_DELIVERY, "qid=%s event=%s to=<%s> relay=%s dsn=%s status=%s detail=%s", qid,
+		/* conn=new|reused: whether the deciding session came from the connection cache (D1). */
+		log_to(LOG_DELIVERY, "qid=%s event=%s to=<%s> relay=%s dsn=%s status=%s conn=%s detail=%s", qid,
 		    r[i].status == DELIVER_OK ? "delivered" : r[i].status == DELIVER_TEMPFAIL ? "deferred" : "failed",
 		    lq(r[i].addr), lq(r[i].relay), r[i].enh,
 		    r[i].status == DELIVER_OK ? "sent" : r[i].status == DELIVER_TEMPFAIL ? "deferred" : "bounced",
-		    lq(r[i].text));
+		    r[i].conn ? r[i].conn : "none", lq(r[i].text));
 		if (r[i].status == DELIVER_OK)
 			log_to(LOG_SEND, "qid=%s event=sent to=<%s> relay=%s dsn=%s", qid, lq(r[i].addr), lq(r[i].relay), r[i].enh);
 		send_result_full(d, qid, r[i].idx, (uint32_t)r[i].status, (uint32_t)r[i].cls, r[i].enh, r[i].text,
 		    strcmp(r[i].relay, "none") ? r[i].relay : "", r[i].code, r[i].dsn_passed);
 	}
-	send_done(d, qid, 1);
+	send_done(d, qid, 1, domain);
 }
 
 /* RFC 3461 parameters passed on to a peer that offers DSN: RET and ENVID of the message. */
@@ -238,11 +242,11 @@ static void on_queue_msg(struct ipc_channel *ch, struct ipc_msg *m, void *arg)
 		return;
 	}
 	if (flags & DELIVER_REQ_REMOTE) {
-		if (!d->remote) {
+		if (!d->remote || d->stopping) {
 			for (uint32_t i = 0; i < n; i++)
 				send_result_raw(d, qid, items[i].idx, DELIVER_TEMPFAIL, RETRY_NOANSWER, "4.3.5",
-				    "remote delivery unavailable (see the deliver log)");
-			send_done(d, qid, 1);
+				    d->stopping ? "shutting down" : "remote delivery unavailable (see the deliver log)");
+			send_done(d, qid, 1, domain);
 			close(m->fd);
 			free(items);
 			return;
@@ -316,7 +320,7 @@ static void on_batch_end(struct ipc_channel *ch, void *arg)
 	for (size_t i = 0; i < d->npending; i++) {
 		struct pending *p = &d->pending[i];
 		if (p->done) {
-			send_done(d, p->qid, 0);
+			send_done(d, p->qid, 0, "");
 			continue;
 		}
 		const struct local_result *r = &p->r;
@@ -333,10 +337,34 @@ static void on_batch_end(struct ipc_channel *ch, void *arg)
 	d->npending = 0;
 }
 
-static void on_queue_close(struct ipc_channel *ch, void *arg)
+static void on_drained(void *arg)
 {
 	struct deliver *d = arg;
 	event_base_loopexit(d->base, NULL);
+}
+
+/*
+ * Stop: local requests are handled whole inside one callback, so none is cut
+ * short.  Remote jobs in flight are dropped (the queue repeats them: a
+ * duplicate, never a loss); the idle cached connections get their QUIT, for
+ * at most a second.
+ */
+static void stop(struct deliver *d)
+{
+	if (d->stopping)
+		return;
+	d->stopping = 1;
+	if (remote_stop(d->remote, on_drained, d) == 0) {
+		event_base_loopexit(d->base, NULL);
+		return;
+	}
+	struct timeval tv = {1, 0};
+	event_base_loopexit(d->base, &tv);
+}
+
+static void on_queue_close(struct ipc_channel *ch, void *arg)
+{
+	stop(arg);
 }
 
 static void on_sighup(evutil_socket_t sig, short what, void *arg)
@@ -345,13 +373,24 @@ static void on_sighup(evutil_socket_t sig, short what, void *arg)
 
 	local_reload(&d->cfg, &d->tables);
 	d->stamp = tables_stamp(d->cfg);
+	/* The routing settings and tables (gateway, hosts): a remote part that could not start gets another try. */
+	if (d->remote) {
+		remote_reload(d->remote);
+	} else if (!d->stopping) {
+		struct buf errors;
+		buf_init(&errors, 16 * 1024);
+		d->remote = remote_new(d->base, d->cfg, &errors);
+		if (d->remote)
+			log_info("event=remote_delivery_available");
+		else
+			log_warnx("event=remote_delivery_unavailable errors=%s", lq(buf_cstr(&errors)));
+		buf_free(&errors);
+	}
 }
 
 static void on_sigterm(evutil_socket_t sig, short what, void *arg)
 {
-	struct deliver *d = arg;
-	/* Requests are handled whole inside one callback, so stopping here never cuts a delivery short. */
-	event_base_loopexit(d->base, NULL);
+	stop(arg);
 }
 
 int deliver_main(struct config *cfg, int queue_fd, int index)

@@ -8,6 +8,22 @@
  * encodes the manual's 5xx options: try the next host, the next step, bounce,
  * or defer.  When nothing is left to try, the undecided ones are deferred with
  * the retry class of the last failure.
+ *
+ * Routing generations: the settings and tables a job routes with (struct
+ * routing: its own copy of the configuration, the gateway and hosts tables)
+ * are read at start and again on SIGHUP (remote_reload).  A job takes a
+ * reference to the generation current when it starts and keeps it to the end,
+ * whatever reloads happen meanwhile: its plan points into that generation's
+ * tables, and its MX lookups use that generation's hosts table.  A reload
+ * that finds any error keeps the current generation.
+ *
+ * Connection reuse (D1): after a transaction with at least one recipient
+ * accepted, the connection is parked in the connection cache (conncache.c)
+ * instead of being closed; a later job whose next host is the same address,
+ * port and session parameters takes it, says RSET and sends its message.  If
+ * that connection turns out dead before MAIL is accepted, the job opens a
+ * fresh one to the same host: a stale cached connection is never counted as a
+ * delivery failure.
  */
 #include "deliver/remote.h"
 
@@ -22,6 +38,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "deliver/conncache.h"
 #include "deliver/gateway.h"
 #include "deliver/hosts.h"
 #include "deliver/route.h"
@@ -42,9 +59,20 @@ struct target {
 	unsigned port;
 };
 
+/* One generation of the routing settings and tables (see the top comment). */
+struct routing {
+	unsigned refs;                 /* the remote's "current" + one per job */
+	struct config cfg;             /* our own copy, so a reload elsewhere never pulls it away */
+	struct hosts_table hosts;
+	struct gateway_table gateways;
+	struct route_config rc;        /* points into gateways and the two hosts below */
+	char *smarthost_host, *forward_host;
+};
+
 struct job {
 	struct job *next, *prev;
 	struct remote *r;
+	struct routing *rt;            /* the generation this job routes with (a reference) */
 	char qid[QID_MAX];
 	int fd;
 	off_t off, len;
@@ -66,6 +94,9 @@ struct job {
 	char last_enh[16];
 	char last_text[512];
 	int plain_retry;               /* opportunistic TLS failed: this host again without TLS */
+	int reused;                    /* the current attempt runs on a cached connection */
+	int fresh_only;                /* a cached connection to this host failed: connect anew */
+	int retry_fresh;               /* set in on_txn: after the close, this host again, fresh */
 	struct smtp_connect *connect;
 	struct smtp_client *client;
 	struct smtp_client_params params;
@@ -80,15 +111,11 @@ struct job {
 
 struct remote {
 	struct event_base *base;
-	const struct config *cfg;      /* = &own: our own copy, so a reload elsewhere never pulls it away */
-	struct config own;
+	struct routing *rt;            /* the current generation: new jobs take it */
 	struct dns *dns;
 	struct mx *mx;
-	struct hosts_table hosts;
-	struct gateway_table gateways;
-	struct route_config rc;
-	char *smarthost_host, *forward_host;
 	SSL_CTX *tls;
+	struct conncache *cache;
 	struct job *jobs;
 	size_t njobs;
 	int closing;
@@ -139,43 +166,80 @@ static int parse_relay(const char *text, char **host, unsigned *port, int *impli
 	return 0;
 }
 
-struct remote *remote_new(struct event_base *base, const struct config *cfg, struct buf *errors)
+static void routing_unref(struct routing *rt)
 {
-	struct remote *r = xcalloc(1, sizeof(*r));
-	r->base = base;
-	int bad = 0;
-	/* Routing settings and tables are read once: changing them takes a restart. */
-	if (config_load(&r->own, cfg->path, errors) != 0) {
-		config_free(&r->own);
-		free(r);
+	if (!rt || --rt->refs > 0)
+		return;
+	hosts_free(&rt->hosts);
+	gateway_free(&rt->gateways);
+	free(rt->smarthost_host);
+	free(rt->forward_host);
+	config_free(&rt->cfg);
+	free(rt);
+}
+
+/* The configuration at path and the tables it names; NULL with every problem in errors (file:line). */
+static struct routing *routing_load(const char *path, struct buf *errors)
+{
+	struct routing *rt = xcalloc(1, sizeof(*rt));
+	rt->refs = 1;
+	if (config_load(&rt->cfg, path, errors) != 0) {
+		routing_unref(rt);
 		return NULL;
 	}
-	r->cfg = cfg = &r->own;
+	const struct config *cfg = &rt->cfg;
+	int bad = 0;
 	char *hp = config_path(cfg, cfg->hosts_file);
 	char *gp = config_path(cfg, cfg->gateway_file);
-	bad += hosts_load(&r->hosts, hp, errors);
-	bad += gateway_load(&r->gateways, gp, errors);
+	bad += hosts_load(&rt->hosts, hp, errors);
+	bad += gateway_load(&rt->gateways, gp, errors);
 	free(hp);
 	free(gp);
-	route_config_defaults(&r->rc);
-	r->rc.mode = (enum route_mode)cfg->delivery_mode;
-	r->rc.gateways = &r->gateways;
-	r->rc.forward_all = cfg->forward_all;
-	r->rc.abort_on_rcpt_5xx = cfg->abort_on_rcpt_5xx;
-	r->rc.bounce_on_mx_5xx = cfg->bounce_on_mx_5xx;
-	r->rc.bounce_on_smarthost_5xx = cfg->bounce_on_smarthost_5xx;
-	if (parse_relay(cfg->smarthost, &r->smarthost_host, &r->rc.smarthost.port, &r->rc.smarthost.implicit_tls) < 0) {
+	route_config_defaults(&rt->rc);
+	rt->rc.mode = (enum route_mode)cfg->delivery_mode;
+	rt->rc.gateways = &rt->gateways;
+	rt->rc.forward_all = cfg->forward_all;
+	rt->rc.abort_on_rcpt_5xx = cfg->abort_on_rcpt_5xx;
+	rt->rc.bounce_on_mx_5xx = cfg->bounce_on_mx_5xx;
+	rt->rc.bounce_on_smarthost_5xx = cfg->bounce_on_smarthost_5xx;
+	if (parse_relay(cfg->smarthost, &rt->smarthost_host, &rt->rc.smarthost.port, &rt->rc.smarthost.implicit_tls) < 0) {
 		buf_appendf(errors, "%s: smarthost '%s' is not host[:port][*]\n", cfg->path, cfg->smarthost);
 		bad++;
 	}
-	r->rc.smarthost.host = r->smarthost_host;
-	r->rc.smarthost.as_domain = cfg->smarthost_is_domain;
-	r->rc.smarthost.auth = cfg->smarthost_auth_user[0] != '\0';
-	if (parse_relay(cfg->forward_gateway, &r->forward_host, &r->rc.forward_to.port, &r->rc.forward_to.implicit_tls) < 0) {
+	rt->rc.smarthost.host = rt->smarthost_host;
+	rt->rc.smarthost.as_domain = cfg->smarthost_is_domain;
+	rt->rc.smarthost.auth = cfg->smarthost_auth_user[0] != '\0';
+	if (parse_relay(cfg->forward_gateway, &rt->forward_host, &rt->rc.forward_to.port,
+	    &rt->rc.forward_to.implicit_tls) < 0) {
 		buf_appendf(errors, "%s: forward_gateway '%s' is not host[:port][*]\n", cfg->path, cfg->forward_gateway);
 		bad++;
 	}
-	r->rc.forward_to.host = r->forward_host;
+	rt->rc.forward_to.host = rt->forward_host;
+	if (bad) {
+		routing_unref(rt);
+		return NULL;
+	}
+	return rt;
+}
+
+static void cache_limits(struct remote *r)
+{
+	const struct config *c = &r->rt->cfg;
+	conncache_set_limits(r->cache, (size_t)c->smtp_connection_cache_size, (unsigned)c->smtp_connection_cache_time * 1000,
+	    (unsigned)c->smtp_connection_reuse_limit);
+}
+
+struct remote *remote_new(struct event_base *base, const struct config *cfg, struct buf *errors)
+{
+	/* Routing settings and tables are our own copy: reread on SIGHUP (remote_reload). */
+	struct routing *rt = routing_load(cfg->path, errors);
+	if (!rt)
+		return NULL;
+	struct remote *r = xcalloc(1, sizeof(*r));
+	r->base = base;
+	r->rt = rt;
+	cfg = &rt->cfg;
+	int bad = 0;
 	r->dns = dns_new(base, cfg->dns_servers.v, cfg->dns_servers.n, (int)cfg->dns_timeout * 1000);
 	if (!r->dns) {
 		buf_appendf(errors, "%s: dns_servers: cannot start the resolver\n", cfg->path);
@@ -189,17 +253,46 @@ struct remote *remote_new(struct event_base *base, const struct config *cfg, str
 		const char *self[1] = { cfg->hostname };
 		mc.self_names = self;
 		mc.nself_names = 1;
-		mc.hosts = &r->hosts;
+		mc.hosts = &rt->hosts;
 		r->mx = mx_new(base, r->dns, &mc);
 	}
 	r->tls = tls_client_context(NULL, errors);
 	if (!r->tls)
 		log_warnx("event=tls_client_unavailable: outgoing STARTTLS off");
+	r->cache = conncache_new(base);
+	cache_limits(r);
 	if (bad) {
 		remote_free(r);
 		return NULL;
 	}
 	return r;
+}
+
+int remote_reload(struct remote *r)
+{
+	struct buf errors;
+	buf_init(&errors, 64 * 1024);
+	struct routing *rt = routing_load(r->rt->cfg.path, &errors);
+	if (!rt) {
+		log_warnx("event=reload_failed what=routing action=kept_old errors=%s", lq(buf_cstr(&errors)));
+		buf_free(&errors);
+		return -1;
+	}
+	buf_free(&errors);
+	/* Jobs in flight keep their reference to the old generation; it goes with the last of them. */
+	routing_unref(r->rt);
+	r->rt = rt;
+	/*
+	 * The MX cache holds answers in which the old hosts table replaced
+	 * exchangers' addresses: forget them all (a reload is also the
+	 * administrator's way to say "look again").
+	 */
+	if (r->mx)
+		mx_set_hosts(r->mx, &rt->hosts);
+	cache_limits(r);
+	log_info("event=routing_reloaded gateways=%zu hosts=%zu mode=%d", rt->gateways.n, rt->hosts.n,
+	    rt->cfg.delivery_mode);
+	return 0;
 }
 
 static void job_free(struct job *j)
@@ -229,27 +322,43 @@ static void job_free(struct job *j)
 	free(j->dsn_params);
 	free(j->auth_account);
 	free(j->domain);
+	routing_unref(j->rt);
 	free(j);
+}
+
+size_t remote_stop(struct remote *r, void (*drained)(void *arg), void *arg)
+{
+	if (!r)
+		return 0;
+	if (!r->closing) {
+		r->closing = 1;
+		/*
+		 * The resolvers first: they call back every job still waiting for an
+		 * answer (which sees closing and returns), so no callback can reach a
+		 * job freed below.  mx before dns (mx.h).
+		 */
+		if (r->mx)
+			mx_free(r->mx);
+		r->mx = NULL;
+		if (r->dns)
+			dns_free(r->dns);
+		r->dns = NULL;
+		/* Deliveries in flight are dropped: the queue repeats them (a duplicate, never a loss). */
+		while (r->jobs)
+			job_free(r->jobs);
+	}
+	return conncache_close_all(r->cache, drained, arg);
 }
 
 void remote_free(struct remote *r)
 {
 	if (!r)
 		return;
-	r->closing = 1;
-	while (r->jobs)
-		job_free(r->jobs);
-	if (r->mx)
-		mx_free(r->mx);
-	if (r->dns)
-		dns_free(r->dns);
-	hosts_free(&r->hosts);
-	gateway_free(&r->gateways);
-	free(r->smarthost_host);
-	free(r->forward_host);
+	remote_stop(r, NULL, NULL);
+	conncache_free(r->cache);
 	if (r->tls)
 		tls_client_context_free(r->tls);
-	config_free(&r->own);
+	routing_unref(r->rt);
 	free(r);
 }
 
@@ -263,6 +372,7 @@ static void set_result(struct remote_rcpt *x, enum deliver_status st, enum retry
 	x->final = 1;
 	x->code = 0;
 	x->dsn_passed = 0;
+	x->conn = NULL;   /* on_txn names the session when one decided */
 	snprintf(x->enh, sizeof(x->enh), "%s", enh && *enh ? enh : (st == DELIVER_OK ? "2.0.0" :
 	    st == DELIVER_TEMPFAIL ? "4.4.1" : "5.0.0"));
 	snprintf(x->text, sizeof(x->text), "%s", text ? text : "");
@@ -277,7 +387,7 @@ static void job_finish(struct job *j)
 			set_result(&j->rcpts[i], DELIVER_TEMPFAIL, j->last_cls ? j->last_cls : RETRY_NOANSWER,
 			    j->last_enh[0] ? j->last_enh : "4.4.1", j->last_text[0] ? j->last_text : "no route tried",
 			    j->tag[0] ? j->tag : "none");
-	j->cb(j->arg, j->qid, j->rcpts, j->n);
+	j->cb(j->arg, j->qid, j->domain, j->rcpts, j->n);
 	job_free(j);
 }
 
@@ -324,6 +434,7 @@ static void advance(struct job *j)
 		return job_finish(j);
 	if (j->want_next_host && j->cur + 1 < j->ntargets) {
 		j->cur++;
+		j->fresh_only = 0;
 		return try_target(j);
 	}
 	if (j->want_next_step || j->want_next_host) {
@@ -366,6 +477,16 @@ static const char *auth_detail(char *out, size_t n, const struct smtp_reply *rep
 	return out;
 }
 
+/* This attempt's transaction is over: forget its per-recipient arrays. */
+static void txn_reset(struct job *j)
+{
+	free(j->srcpts);
+	free(j->srcpt_of);
+	j->srcpts = NULL;
+	j->srcpt_of = NULL;
+	j->nsrcpts = 0;
+}
+
 static void on_close(struct smtp_client *c, enum smtp_status status, enum smtp_failure why,
     const struct smtp_reply *reply, void *arg)
 {
@@ -373,6 +494,12 @@ static void on_close(struct smtp_client *c, enum smtp_status status, enum smtp_f
 	j->client = NULL;
 	if (j->r->closing)
 		return;
+	if (j->retry_fresh) {
+		/* The cached connection was stale: the same host again, over a new connection. */
+		j->retry_fresh = 0;
+		txn_reset(j);
+		return try_target(j);
+	}
 	if (j->nsrcpts == 0 && undecided(j) > 0 && !j->want_next_host && !j->want_next_step) {
 		/* The session ended before a transaction result: greeting, TLS, AUTH, loss. */
 		if (why == SMTP_FAIL_TLS && j->params.tls == SMTP_TLS_OPPORTUNISTIC && !j->plain_retry) {
@@ -395,19 +522,30 @@ static void on_close(struct smtp_client *c, enum smtp_status status, enum smtp_f
 		}
 		apply_all(j, oc, cls, enh, text);
 	}
-	free(j->srcpts);
-	free(j->srcpt_of);
-	j->srcpts = NULL;
-	j->srcpt_of = NULL;
-	j->nsrcpts = 0;
+	txn_reset(j);
 	advance(j);
 }
 
 static void on_txn(struct smtp_client *c, struct smtp_txn *t, void *arg)
 {
 	struct job *j = arg;
+	if (j->reused && !t->mail_accepted && t->why != SMTP_FAIL_SIZE && t->why != SMTP_FAIL_SMTPUTF8 &&
+	    t->why != SMTP_FAIL_LOCAL) {
+		/*
+		 * A cached connection that fails before the peer accepted MAIL (RSET
+		 * unanswered, 421, reset) proves only that it had gone stale: these
+		 * results are not the recipients'.  Close it and connect afresh.
+		 */
+		log_info("qid=%s event=reuse_failed relay=%s reply=%d detail=%s action=reconnect", j->qid, lq(j->tag),
+		    t->reply.code, lq(t->reply.text));
+		j->retry_fresh = 1;
+		j->fresh_only = 1;
+		smtp_client_quit(c);
+		return;
+	}
 	j->want_next_host = j->want_next_step = 0;
 	int more = j->cur + 1 < j->ntargets;
+	const char *conn = j->reused ? "reused" : "new";
 	for (size_t i = 0; i < j->nsrcpts; i++) {
 		struct smtp_rcpt *sr = &j->srcpts[i];
 		struct remote_rcpt *x = &j->rcpts[j->srcpt_of[i]];
@@ -449,27 +587,26 @@ static void on_txn(struct smtp_client *c, struct smtp_txn *t, void *arg)
 		else
 			j->want_next_step = 1;
 	}
+	/* Every recipient of this transaction was undecided before it: those decided now were decided here. */
+	for (size_t i = 0; i < j->nsrcpts; i++)
+		if (j->rcpts[j->srcpt_of[i]].final)
+			j->rcpts[j->srcpt_of[i]].conn = conn;
+	const struct target *tg = &j->targets[j->cur];
+	if (t->status == SMTP_OK && conncache_put(j->r->cache, c, tg->ip, tg->port, &j->params)) {
+		/* D1: the session stays open for the next message to this peer; this attempt is over. */
+		j->client = NULL;
+		txn_reset(j);
+		return advance(j);
+	}
 	smtp_client_quit(c);
 }
 
-static void on_connect(int fd, int err, void *arg)
+/* The session parameters for the current target: how we talk to it, and the connection cache key. */
+static void setup_params(struct job *j)
 {
-	struct job *j = arg;
-	j->connect = NULL;
-	if (j->r->closing) {
-		if (fd >= 0)
-			close(fd);
-		return;
-	}
 	const struct target *t = &j->targets[j->cur];
-	if (fd < 0) {
-		char text[300];
-		snprintf(text, sizeof(text), "connect to %s[%s]:%u: %s", t->host, t->ip, t->port, strerror(err));
-		apply_all(j, ROUTE_OUT_CONN, RETRY_NOANSWER, "4.4.1", text);
-		return advance(j);
-	}
 	const struct route_step *s = &j->plan.step[j->step];
-	const struct config *cfg = j->r->cfg;
+	const struct config *cfg = &j->rt->cfg;
 	smtp_client_params_defaults(&j->params);
 	j->params.helo = cfg->hostname;
 	j->params.tag = j->tag;
@@ -492,10 +629,15 @@ static void on_connect(int fd, int err, void *arg)
 		j->params.auth_user = cfg->smarthost_auth_user;
 		j->params.auth_pass = cfg->smarthost_auth_password;
 	}
-	/* The recipients still undecided form this attempt's transaction. */
+}
+
+/* Run this attempt's transaction on c (new or from the cache): the recipients still undecided. */
+static void start_attempt(struct job *j, struct smtp_client *c)
+{
+	const struct route_step *s = &j->plan.step[j->step];
 	size_t k = undecided(j);
-	j->srcpts = xcalloc(k, sizeof(*j->srcpts));
-	j->srcpt_of = xcalloc(k, sizeof(*j->srcpt_of));
+	j->srcpts = xcalloc(k ? k : 1, sizeof(*j->srcpts));
+	j->srcpt_of = xcalloc(k ? k : 1, sizeof(*j->srcpt_of));
 	j->nsrcpts = 0;
 	for (size_t i = 0; i < j->n; i++)
 		if (!j->rcpts[i].final) {
@@ -514,17 +656,45 @@ static void on_connect(int fd, int err, void *arg)
 	j->txn.flags = (j->flags & REMOTE_FLAG_8BIT ? SMTP_TXN_8BITMIME : 0) |
 	    (j->flags & REMOTE_FLAG_SMTPUTF8 ? SMTP_TXN_SMTPUTF8 : 0) |
 	    (s->abort_on_rcpt_5xx ? SMTP_TXN_ABORT_ON_RCPT_5XX : 0);
-	j->client = smtp_client_new(j->r->base, fd, &j->params, on_txn, on_close, j);
+	j->client = c;
 	if (smtp_client_send(j->client, &j->txn) < 0) {
 		apply_all(j, ROUTE_OUT_TEMP, RETRY_LINE, "4.3.0", "cannot start the transaction");
 		smtp_client_quit(j->client);
 	}
 }
 
+static void on_connect(int fd, int err, void *arg)
+{
+	struct job *j = arg;
+	j->connect = NULL;
+	if (j->r->closing) {
+		if (fd >= 0)
+			close(fd);
+		return;
+	}
+	const struct target *t = &j->targets[j->cur];
+	if (fd < 0) {
+		char text[300];
+		snprintf(text, sizeof(text), "connect to %s[%s]:%u: %s", t->host, t->ip, t->port, strerror(err));
+		apply_all(j, ROUTE_OUT_CONN, RETRY_NOANSWER, "4.4.1", text);
+		return advance(j);
+	}
+	start_attempt(j, smtp_client_new(j->r->base, fd, &j->params, on_txn, on_close, j));
+}
+
 static void try_target(struct job *j)
 {
 	struct target *t = &j->targets[j->cur];
 	snprintf(j->tag, sizeof(j->tag), "%s[%s]:%u", t->host, t->ip, t->port);
+	setup_params(j);
+	j->reused = 0;
+	if (!j->fresh_only) {
+		struct smtp_client *c = conncache_take(j->r->cache, t->ip, t->port, &j->params, on_txn, on_close, j);
+		if (c) {
+			j->reused = 1;
+			return start_attempt(j, c);
+		}
+	}
 	struct sockaddr_storage ss;
 	socklen_t len;
 	memset(&ss, 0, sizeof(ss));
@@ -542,7 +712,7 @@ static void try_target(struct job *j)
 		len = sizeof(*s4);
 	}
 	j->connect = smtp_client_connect(j->r->base, (struct sockaddr *)&ss, len,
-	    (unsigned)j->r->cfg->smtp_connect_timeout * 1000, on_connect, j);
+	    (unsigned)j->rt->cfg.smtp_connect_timeout * 1000, on_connect, j);
 }
 
 static void add_target(struct job *j, const char *host, const char *ip, int family, unsigned port)
@@ -564,6 +734,7 @@ static void targets_ready(struct job *j)
 	}
 	j->cur = 0;
 	j->plain_retry = 0;
+	j->fresh_only = 0;
 	try_target(j);
 }
 
@@ -583,7 +754,7 @@ static void on_mx(void *arg, const struct mx_result *res)
 		apply_all(j, oc, RETRY_NOANSWER, mx_status_code(res->status), text);
 		return advance(j);
 	}
-	unsigned port = s->kind == ROUTE_MX ? (unsigned)j->r->cfg->delivery_port : s->port;
+	unsigned port = s->kind == ROUTE_MX ? (unsigned)j->rt->cfg.delivery_port : s->port;
 	for (size_t h = 0; h < res->nhosts; h++)
 		for (size_t a = 0; a < res->hosts[h].naddrs; a++) {
 			const struct mx_addr *ad = &res->hosts[h].addrs[a];
@@ -621,7 +792,7 @@ static void next_step(struct job *j)
 	j->cur = 0;
 	if (s->kind == ROUTE_MX || s->kind == ROUTE_MX_SMARTHOST) {
 		j->waiting = 1;
-		mx_resolve(j->r->mx, s->kind == ROUTE_MX ? j->domain : s->host, on_mx, j);
+		mx_resolve_hosts(j->r->mx, s->kind == ROUTE_MX ? j->domain : s->host, &j->rt->hosts, on_mx, j);
 		return;
 	}
 	/* A fixed host: an address, the hosts table, or its A record. */
@@ -635,7 +806,7 @@ static void next_step(struct job *j)
 		add_target(j, h, h, AF_INET6, s->port);
 		return targets_ready(j);
 	}
-	const struct hosts_entry *e = hosts_lookup(&j->r->hosts, h);
+	const struct hosts_entry *e = hosts_lookup(&j->rt->hosts, h);
 	if (e) {
 		for (size_t i = 0; i < e->naddrs; i++)
 			add_target(j, h, e->addrs[i].ip, e->addrs[i].family, e->addrs[i].port ? e->addrs[i].port : s->port);
@@ -663,12 +834,14 @@ void remote_deliver(struct remote *r, const char *qid, int fd, off_t off, off_t 
 	j->n = n;
 	j->cb = cb;
 	j->arg = arg;
+	j->rt = r->rt;
+	j->rt->refs++;
 	j->next = r->jobs;
 	if (r->jobs)
 		r->jobs->prev = j;
 	r->jobs = j;
 	r->njobs++;
-	if (route_plan(&r->rc, domain, 0, &j->plan) < 0 || j->plan.n == 0) {
+	if (route_plan(&j->rt->rc, domain, 0, &j->plan) < 0 || j->plan.n == 0) {
 		snprintf(j->last_text, sizeof(j->last_text), "routing: %s", j->plan.error ? j->plan.error : "no route");
 		j->last_cls = RETRY_NOANSWER;
 		snprintf(j->last_enh, sizeof(j->last_enh), "4.3.5");

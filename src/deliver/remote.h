@@ -44,12 +44,18 @@ struct remote_rcpt {
 	char relay[300];   /* host[ip]:port that decided, or "none" */
 	int code;          /* the peer's reply code that decided, 0 when none */
 	int dsn_passed;    /* delivered to a peer that offers DSN: it reports success itself */
+	const char *conn;  /* the session that decided: "new", "reused" (connection cache), NULL: none */
 	int final;         /* decided for this attempt */
 };
 
-typedef void (*remote_done_cb)(void *arg, const char *qid, struct remote_rcpt *rcpts, size_t n);
+/* domain: as given to remote_deliver. */
+typedef void (*remote_done_cb)(void *arg, const char *qid, const char *domain, struct remote_rcpt *rcpts, size_t n);
 
-/* NULL with reasons in errors when the tables or TLS context cannot be loaded. */
+/*
+ * NULL with reasons in errors when the configuration at cfg->path, the gateway
+ * or hosts table, or the resolver cannot be loaded.  The remote keeps its own
+ * copy of the configuration and the tables (see remote_reload).
+ */
 struct remote *remote_new(struct event_base *base, const struct config *cfg, struct buf *errors);
 void remote_free(struct remote *r);
 
@@ -60,6 +66,21 @@ struct remote_msg {
 	const char *auth_account; /* the account that submitted it (per-account smart-host AUTH), or "" */
 	unsigned flags;           /* REMOTE_FLAG_* */
 };
+
+/*
+ * SIGHUP: read the configuration and the gateway and hosts tables again.  New
+ * jobs use them; jobs in flight finish with the ones they started with.  The
+ * MX cache is emptied.  -1 (logged as event=reload_failed with file:line):
+ * something did not parse, the current ones stay.
+ */
+int remote_reload(struct remote *r);
+
+/*
+ * Shutdown: drop every job (the queue repeats them) and QUIT the idle cached
+ * connections.  Returns how many connections are still closing; drained(arg)
+ * runs once that reaches 0 (not when it is 0 already).  remote_free after.
+ */
+size_t remote_stop(struct remote *r, void (*drained)(void *arg), void *arg);
 
 /*
  * Deliver fd's content [off, off+len) from msg->sender to rcpts (all in domain).

@@ -77,6 +77,7 @@ struct smtp_client {
 	int tls_active;
 	int want_quit;
 	int need_rset;
+	unsigned ntxns;           /* transactions submitted on this connection */
 	/* the reply being read */
 	struct buf lines;         /* text of each line, '\n'-separated */
 	int rcode;
@@ -230,6 +231,8 @@ static void close_conn(struct smtp_client *c, enum smtp_status st, enum smtp_fai
 {
 	if (c->state == ST_CLOSED)
 		return;
+	/* An idle (cached) connection that the peer closes is no delivery failure: the cache logs it. */
+	int idle = c->state == ST_READY && !c->txn;
 	c->state = ST_CLOSED;
 	evtimer_del(c->timer);
 	if (c->bev) {
@@ -241,7 +244,7 @@ static void close_conn(struct smtp_client *c, enum smtp_status st, enum smtp_fai
 	c->close_reply = *r;
 	if (c->txn && !c->txn_done)
 		fail_undecided(c, st == SMTP_OK ? SMTP_TEMP : st, why == SMTP_FAIL_NONE ? SMTP_FAIL_LOST : why, r);
-	if (st != SMTP_OK)
+	if (st != SMTP_OK && !idle)
 		log_info("smtp client %s: %s (%s) %d %s %s", c->p->tag, st == SMTP_PERM ? "failed" : "deferred",
 		    smtp_failure_name(why), r->code, r->enhanced, r->text);
 	notify_later(c);
@@ -779,6 +782,7 @@ static void txn_reply(struct smtp_client *c, const struct smtp_reply *rep)
 	int data_pipelined = pipelined && !(t->flags & SMTP_TXN_ABORT_ON_RCPT_5XX);
 	int ok = rep->code >= 200 && rep->code < 300;
 	if (r == 0) {
+		t->mail_accepted = ok;
 		if (!ok) {
 			c->mail_failed = 1;
 			c->mail_reply = *rep;
@@ -1137,9 +1141,11 @@ int smtp_client_send(struct smtp_client *c, struct smtp_txn *t)
 	c->txn = t;
 	c->txn_started = 0;
 	c->txn_done = 0;
+	c->ntxns++;
 	t->status = SMTP_TEMP;
 	t->why = SMTP_FAIL_NONE;
 	t->accepted = 0;
+	t->mail_accepted = 0;
 	set_reply(&t->reply, 0, "", "not attempted");
 	for (size_t i = 0; i < t->nrcpt; i++) {
 		t->rcpts[i].status = SMTP_TEMP;
@@ -1168,6 +1174,27 @@ void smtp_client_free(struct smtp_client *c)
 		return;
 	}
 	destroy(c);
+}
+
+int smtp_client_idle(const struct smtp_client *c)
+{
+	return c->state == ST_READY && !c->txn && !c->txn_done && !c->want_quit && !c->free_pending;
+}
+
+void smtp_client_rebind(struct smtp_client *c, const struct smtp_client_params *params, smtp_txn_cb txn_cb,
+    smtp_close_cb close_cb, void *arg, int rset)
+{
+	c->p = params;
+	c->txn_cb = txn_cb;
+	c->close_cb = close_cb;
+	c->arg = arg;
+	if (rset)
+		c->need_rset = 1;
+}
+
+unsigned smtp_client_transactions(const struct smtp_client *c)
+{
+	return c->ntxns;
 }
 
 unsigned smtp_client_extensions(const struct smtp_client *c)

@@ -143,6 +143,8 @@ struct smtp_txn {
 	enum smtp_failure why;
 	struct smtp_reply reply;   /* the reply (or reason) that ended the transaction */
 	size_t accepted;           /* recipients delivered */
+	int mail_accepted;         /* MAIL FROM got 2xx: the peer took part (a reused connection that
+	                              fails before that was stale, not a refusal) */
 };
 
 struct smtp_client;
@@ -174,6 +176,22 @@ void smtp_client_quit(struct smtp_client *c);
 
 /* Abort at once without any callback (the caller is shutting down). */
 void smtp_client_free(struct smtp_client *c);
+
+/*
+ * Connection reuse (conncache.c).  smtp_client_idle: 1 when the session is
+ * up, between transactions, not quitting: it may be parked or given another
+ * message.  smtp_client_rebind: hand the connection to a new owner, with its
+ * own params (which must outlive the client, as for smtp_client_new) and
+ * callbacks; rset: say RSET before the next MAIL (RFC 5321 4.1.1.5), which
+ * also proves the connection still works before anything else is sent.
+ * Only for an idle client; fine from inside its txn_cb (that is where a
+ * connection gets parked): the callbacks that follow go to the new owner.
+ * smtp_client_transactions: how many were submitted on this connection.
+ */
+int smtp_client_idle(const struct smtp_client *c);
+void smtp_client_rebind(struct smtp_client *c, const struct smtp_client_params *params, smtp_txn_cb txn_cb,
+    smtp_close_cb close_cb, void *arg, int rset);
+unsigned smtp_client_transactions(const struct smtp_client *c);
 
 /* What the peer's EHLO offered, for logs and tests (valid after the first txn_cb or close_cb). */
 #define SMTP_EXT_PIPELINING 0x01

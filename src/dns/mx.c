@@ -63,6 +63,8 @@ struct mx_req {
 	size_t nw;
 	struct mx_result res;
 	struct mx_req *prev, *next;
+	const struct hosts_table *hosts; /* the caller's table, for the whole request */
+	int use_cache;                 /* hosts is the mx's own table: the cache applies */
 };
 
 struct aq {                        /* one address query */
@@ -343,7 +345,7 @@ static void finish(struct mx_req *r)
 		res->status = MX_TEMPFAIL;
 	else
 		res->status = MX_NOHOST;
-	if (res->status == MX_OK && !r->tempfail)
+	if (res->status == MX_OK && !r->tempfail && r->use_cache)
 		cache_put(m, r->domain, res, r->have_ttl ? r->ttl : 0);
 	if (res->status == MX_SELF)
 		log_warnx("event=mx_loop domain=%s detail=\"the best MX is this host\"", r->domain);
@@ -419,7 +421,7 @@ static void lookup_exchangers(struct mx_req *r, struct dns_mx *v, size_t n)
 		if (norm_name(w->name, sizeof(w->name), v[i].host) != 0)
 			continue;   /* "." among real MX records: unusable (RFC 7505 4.3) */
 		w->pref = v[i].pref;
-		w->he = hosts_lookup(m->c.hosts, w->name);
+		w->he = hosts_lookup(r->hosts, w->name);
 		r->nw++;
 	}
 	/* Every query is counted before any is sent: dns_query() never calls back inside itself. */
@@ -573,6 +575,11 @@ void mx_free(struct mx *m)
 
 void mx_resolve(struct mx *m, const char *domain, mx_cb cb, void *arg)
 {
+	mx_resolve_hosts(m, domain, m->c.hosts, cb, arg);
+}
+
+void mx_resolve_hosts(struct mx *m, const char *domain, const struct hosts_table *hosts, mx_cb cb, void *arg)
+{
 	struct mx_req *r = xcalloc(1, sizeof(*r));
 	const struct hosts_entry *he;
 	struct mx_cache_entry *ce;
@@ -581,6 +588,9 @@ void mx_resolve(struct mx *m, const char *domain, mx_cb cb, void *arg)
 	r->cb = cb;
 	r->arg = arg;
 	r->self_pref = -1;
+	r->hosts = hosts;
+	/* Cached answers were built with the mx's own table: another table neither reads nor fills them. */
+	r->use_cache = hosts == m->c.hosts;
 	r->next = m->reqs;
 	if (m->reqs != NULL)
 		m->reqs->prev = r;
@@ -588,13 +598,13 @@ void mx_resolve(struct mx *m, const char *domain, mx_cb cb, void *arg)
 
 	if (norm_name(r->domain, sizeof(r->domain), domain) != 0) {
 		r->res.status = MX_NXDOMAIN;
-	} else if ((he = hosts_lookup(m->c.hosts, r->domain)) != NULL) {
+	} else if ((he = hosts_lookup(r->hosts, r->domain)) != NULL) {
 		/* Seed 004: the hosts table overrides DNS for this domain; no query at all. */
 		r->res.source = MX_SRC_HOSTS;
 		r->res.nhosts = 1;
 		snprintf(r->res.hosts[0].name, sizeof(r->res.hosts[0].name), "%s", r->domain);
 		from_hosts_entry(&r->res.hosts[0], he);
-	} else if ((ce = cache_find(m, r->domain)) != NULL) {
+	} else if (r->use_cache && (ce = cache_find(m, r->domain)) != NULL) {
 		m->hits++;
 		r->res = *ce->res;
 		r->res.source = MX_SRC_CACHE;
@@ -618,6 +628,12 @@ unsigned long mx_cache_hits(const struct mx *m)
 size_t mx_cache_size(const struct mx *m)
 {
 	return m->ncache;
+}
+
+void mx_set_hosts(struct mx *m, const struct hosts_table *hosts)
+{
+	m->c.hosts = hosts;
+	mx_cache_flush(m);
 }
 
 void mx_cache_flush(struct mx *m)

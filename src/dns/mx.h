@@ -99,6 +99,16 @@ void mx_config_defaults(struct mx_config *c);
 struct mx *mx_new(struct event_base *base, struct dns *dns, const struct mx_config *c);
 void mx_free(struct mx *m);
 void mx_resolve(struct mx *m, const char *domain, mx_cb cb, void *arg);
+/*
+ * The same with the caller's hosts table instead of the configured one (the
+ * deliver process's jobs keep the table they started with across a reload).
+ * The table must outlive the request.  The cache is used only when hosts is
+ * the mx's own table (mx_set_hosts): answers shaped by another table are
+ * neither taken from it nor stored in it.
+ */
+void mx_resolve_hosts(struct mx *m, const char *domain, const struct hosts_table *hosts, mx_cb cb, void *arg);
+/* A new hosts table (a reload): future mx_resolve() calls use it; the cache is emptied. */
+void mx_set_hosts(struct mx *m, const struct hosts_table *hosts);
 
 /* Cache statistics and control (tests, tsubamectl). */
 unsigned long mx_cache_hits(const struct mx *m);

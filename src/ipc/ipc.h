@@ -39,7 +39,7 @@ enum ipc_type {
 	/* deliver -> queue */
 	IPC_D_RESULT,        /* str qid, u32 idx, u32 status (enum deliver_status), u32 retry class, str enh, str text,
 	                        str remote MTA ("" for local), u32 reply code, u32 DSN passed on to the peer */
-	IPC_D_DONE,          /* str qid, u32 remote */
+	IPC_D_DONE,          /* str qid, u32 remote, str domain (the request's; "" for local ones) */
 };
 
 enum deliver_status { DELIVER_OK = 0, DELIVER_TEMPFAIL = 1, DELIVER_PERMFAIL = 2 };

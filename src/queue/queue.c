@@ -32,6 +32,7 @@
 
 static void dispatch(struct queue *q);
 static void finish_round(struct queue *q, struct qmsg *m);
+static const char *domain_of(const char *addr);
 
 static struct incoming *find_incoming(struct queue *q, const char *qid)
 {
@@ -78,6 +79,7 @@ static void reply(struct queue *q, uint32_t type, uint64_t session, const char *
 
 static void msg_free(struct queue *q, struct qmsg *m)
 {
+	dest_unpark_all(&q->dests, &m->parked);
 	if (m->on_ready)
 		TAILQ_REMOVE(&q->ready, m, entry);
 	else
@@ -111,6 +113,8 @@ static int due_pending(const struct qmsg *m, long long now, long long *next)
 		const struct qrcpt *r = &m->env.rcpt[i];
 		if (r->state != RCPT_LOCAL && r->state != RCPT_REMOTE)
 			continue;
+		if (r->state == RCPT_REMOTE && !LIST_EMPTY(&m->parked) && dest_is_parked(&m->parked, domain_of(r->dest)))
+			continue;   /* D1: it waits for a slot at its destination, not for a time */
 		if (r->next_try <= now)
 			due = 1;
 		else if (*next == 0 || r->next_try < *next)
@@ -157,12 +161,33 @@ void queue_admit(struct queue *q, const char *qid, int fd, struct qenvelope *env
 	finish_round(q, m);
 }
 
-static struct deliver_worker *pick_worker(struct queue *q, int remote)
+static unsigned domain_hash(const char *s)
+{
+	unsigned h = 2166136261u;   /* FNV-1a, ASCII case folded */
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+		h = (h ^ (c >= 'A' && c <= 'Z' ? c + 32u : c)) * 16777619u;
+	}
+	return h;
+}
+
+static struct deliver_worker *pick_worker(struct queue *q, int remote, const char *domain)
 {
 	/* Remote deliveries wait on the network, not the disk: their own limit (the manual's threads). */
 	if (remote && q->remote_inflight >= (unsigned)q->cfg->delivery_concurrency)
 		return NULL;
 	unsigned cap = remote ? (unsigned)q->cfg->delivery_concurrency : INFLIGHT_PER_WORKER;
+	if (remote && domain && q->nworkers > 1) {
+		/*
+		 * D1 connection reuse: a domain's mail goes to one deliver process (by
+		 * a hash of the domain), where its cached connections are, as long as
+		 * that process has no more than its share of the remote deliveries.
+		 */
+		unsigned share = (cap + (unsigned)q->nworkers - 1) / (unsigned)q->nworkers;
+		struct deliver_worker *w = &q->workers[domain_hash(domain) % q->nworkers];
+		if (w->alive && w->remote_load < share)
+			return w;
+	}
 	struct deliver_worker *best = NULL;
 	for (size_t i = 0; i < q->nworkers; i++) {
 		struct deliver_worker *w = &q->workers[i];
@@ -184,7 +209,19 @@ static int send_batch(struct queue *q, struct qmsg *m, long long now, char state
     unsigned char *sent)
 {
 	int remote = state == RCPT_REMOTE;
-	struct deliver_worker *w = pick_worker(q, remote);
+	if (remote) {
+		/* D1: a destination at its limit, or with older mail waiting, parks the message there. */
+		struct dest *d = dest_find(&q->dests, domain);
+		if (d && (d->inflight >= (unsigned)q->cfg->destination_concurrency ||
+		    (!TAILQ_EMPTY(&d->waiters) && !m->woken))) {
+			dest_park(&q->dests, d, m, &m->parked, m->woken);
+			for (size_t i = 0; i < m->env.nrcpt; i++)
+				if (m->env.rcpt[i].state == RCPT_REMOTE && !strcasecmp(domain_of(m->env.rcpt[i].dest), domain))
+					sent[i] = 1;   /* they wait with the message */
+			return 0;
+		}
+	}
+	struct deliver_worker *w = pick_worker(q, remote, domain);
 	if (!w)
 		return -1;
 	uint32_t flags = (remote ? DELIVER_REQ_REMOTE : 0) | (m->env.body == 1 ? DELIVER_REQ_8BIT : 0) |
@@ -226,6 +263,7 @@ static int send_batch(struct queue *q, struct qmsg *m, long long now, char state
 		if (remote) {
 			w->remote_load++;
 			q->remote_inflight++;
+			dest_acquire(&q->dests, domain);
 		} else {
 			w->load++;
 		}
@@ -257,24 +295,66 @@ static int send_requests(struct queue *q, struct qmsg *m, long long now)
 }
 
 /*
+ * D1: the slots free at destinations with parked messages go to those
+ * messages, oldest first, at the front of the ready list (in that order), so
+ * that newer mail for the same destination does not overtake them.  A message
+ * with deliveries still in flight is only unparked: the end of its round
+ * makes it ready.
+ */
+static void wake_parked(struct queue *q)
+{
+	unsigned limit = (unsigned)q->cfg->destination_concurrency;
+	struct qmsg *after = NULL;
+	struct dest *d, *next;
+	for (d = TAILQ_FIRST(&q->dests.all); d; d = next) {
+		next = TAILQ_NEXT(d, entry);
+		size_t n = 0;
+		struct dest_wait *w;
+		TAILQ_FOREACH(w, &d->waiters, by_dest)
+			if (d->inflight + n < limit)
+				n++;
+		while (n-- > 0) {
+			struct qmsg *m = dest_pop(&q->dests, d);   /* the last one may free d */
+			m->woken = 1;
+			if (m->inflight > 0)
+				continue;
+			evtimer_del(m->timer);
+			if (m->on_ready)
+				TAILQ_REMOVE(&q->ready, m, entry);
+			else
+				TAILQ_REMOVE(&q->waiting, m, entry);
+			if (after)
+				TAILQ_INSERT_AFTER(&q->ready, after, m, entry);
+			else
+				TAILQ_INSERT_HEAD(&q->ready, m, entry);
+			m->on_ready = 1;
+			after = m;
+		}
+	}
+}
+
+/*
  * Hand due recipients to free workers.  Each ready message is looked at once
  * per call: one that finds no free worker of the kind it needs (local or
  * remote) goes back to the end of the list, and the next D_DONE calls us again.
+ * One whose destination is full is parked there (D1) until a slot frees.
  */
 static void dispatch(struct queue *q)
 {
 	long long now = (long long)time(NULL);
 	size_t budget = 0;
 	struct qmsg *it;
+	wake_parked(q);
 	TAILQ_FOREACH(it, &q->ready, entry)
 		budget++;
 	while (budget-- > 0 && !TAILQ_EMPTY(&q->ready)) {
-		if (!pick_worker(q, 0) && !pick_worker(q, 1))
+		if (!pick_worker(q, 0, NULL) && !pick_worker(q, 1, NULL))
 			break;
 		struct qmsg *m = TAILQ_FIRST(&q->ready);
 		TAILQ_REMOVE(&q->ready, m, entry);
 		m->on_ready = 0;
 		TAILQ_INSERT_TAIL(&q->waiting, m, entry);
+		evtimer_del(m->timer);   /* a parked message may still have its fallback timer */
 		if (m->fd < 0) {
 			m->fd = spool_open_file(&q->spool, SPOOL_ACTIVE, m->qid, O_RDWR);
 			if (m->fd < 0) {
@@ -285,9 +365,10 @@ static void dispatch(struct queue *q)
 		}
 		memset(m->perm, 0, m->env.nrcpt);
 		if (send_requests(q, m, now) < 0) {
-			make_ready(q, m); /* no worker for it now */
+			make_ready(q, m); /* no worker for it now (a woken message keeps its turn) */
 			continue;
 		}
+		m->woken = 0;
 		if (m->inflight == 0)
 			finish_round(q, m);
 	}
@@ -515,6 +596,7 @@ static void on_deliver_msg(struct ipc_channel *ch, struct ipc_msg *im, void *arg
 	}
 	if (im->type == IPC_D_DONE) {
 		uint32_t remote = ipc_get_u32(im);
+		const char *domain = ipc_get_str(im);
 		if (ipc_end(im) < 0)
 			return;
 		if (remote) {
@@ -522,6 +604,7 @@ static void on_deliver_msg(struct ipc_channel *ch, struct ipc_msg *im, void *arg
 				w->remote_load--;
 			if (q->remote_inflight)
 				q->remote_inflight--;
+			dest_release(&q->dests, domain);   /* dispatch() below gives the slot to who waits */
 		} else if (w->load) {
 			w->load--;
 		}
@@ -730,6 +813,7 @@ int queue_main(struct config *cfg, int smtpd_fd, const int *deliver_fds, size_t 
 	TAILQ_INIT(&q.ready);
 	TAILQ_INIT(&q.waiting);
 	TAILQ_INIT(&q.incoming);
+	dest_table_init(&q.dests);
 	q.base = event_base_new();
 	if (!q.base)
 		fatalx("event=start_failed reason=event_base");
@@ -772,6 +856,7 @@ int queue_main(struct config *cfg, int smtpd_fd, const int *deliver_fds, size_t 
 		msg_free(&q, TAILQ_FIRST(&q.ready));
 	while (!TAILQ_EMPTY(&q.waiting))
 		msg_free(&q, TAILQ_FIRST(&q.waiting));
+	dest_table_free(&q.dests);
 	for (size_t i = 0; i < q.ncommits; i++) {
 		qenvelope_free(&q.commits[i].m->env);
 		close(q.commits[i].m->fd);

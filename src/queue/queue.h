@@ -16,6 +16,7 @@
 #include "conf/config.h"
 #include "ipc/ipc.h"
 #include "local/resolve.h"
+#include "queue/dest.h"
 #include "queue/qfile.h"
 #include "queue/spool.h"
 
@@ -41,6 +42,8 @@ struct qmsg {
 	char **enh;
 	char **mta;                    /* the peer that gave it ("" for local delivery) */
 	int *code;                     /* its SMTP reply code, 0 when none */
+	struct dest_wait_list parked;  /* destinations whose slots this message waits for (D1) */
+	int woken;                     /* a freed slot was given to it: it goes before newer mail */
 };
 
 struct incoming {
@@ -79,6 +82,7 @@ struct queue {
 	size_t ncommits, cap_commits;
 	unsigned inflight;
 	unsigned remote_inflight;
+	struct dest_table dests;       /* per-destination in-flight counts and waiting messages (D1) */
 	unsigned max_inflight;
 	size_t nmessages;
 	int stopping;

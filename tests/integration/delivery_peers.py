@@ -8,8 +8,13 @@ Sink: a scriptable SMTP server on any 127.0.0.x address and port, in a thread of
   starttls, implicittls  TLS (needs cert, key)
   auth                   AUTH PLAIN/LOGIN, user tester / s3cret; MAIL needs it
   hangehlo               no answer to EHLO/HELO (the client times out)
+  closeafterdata         close the connection 0.3 s after the reply to the final dot
+  rset421                answer RSET with 421 and close (a cached connection gone stale)
 Always: RCPT to an address containing "temp" gets 450, "perm" gets 550.
-It records every command and reply (transcript) and every accepted message (messages).
+data_delay (seconds, settable while it runs) holds the reply to the final dot back.
+It records every command and reply (transcript) and every accepted message (messages, each
+with its arrival time), counts connections, and keeps the highest number of sessions open at
+once (max_active) and of transactions between MAIL and the end of data at once (max_in_txn).
 Every wait is bounded.
 """
 import asyncio
@@ -117,6 +122,9 @@ class Sink:
         self.transcript = []
         self.messages = []        # dicts: mail_from, rcpts, data (bytes, dot-unstuffed, CRLF)
         self.connections = 0
+        self.active = self.max_active = 0
+        self.in_txn = self.max_in_txn = 0
+        self.data_delay = 0.0
         self.lock = threading.Lock()
         self.tls_ctx = None
         if cert:
@@ -171,12 +179,28 @@ class Sink:
             self.host, self.port, len(self.messages), n, "\n".join(self.transcript[-40:]))
         return self.messages
 
+    def _count(self, what, delta):
+        with self.lock:
+            if what == "active":
+                self.active += delta
+                self.max_active = max(self.max_active, self.active)
+            else:
+                self.in_txn += delta
+                self.max_in_txn = max(self.max_in_txn, self.in_txn)
+
     async def session(self, reader, writer):
         self.connections += 1
+        self._count("active", 1)
         self.writers.add(writer)
         tls = "implicittls" in self.modes
         authed = False
         mail_from, rcpts = None, []
+        txn = [False]
+
+        def txn_end():
+            if txn[0]:
+                txn[0] = False
+                self._count("txn", -1)
 
         async def reply(text):
             self.log("S: " + text.replace("\r\n", " | "))
@@ -245,6 +269,9 @@ class Sink:
                         await reply("530 5.7.0 authentication required")
                         continue
                     mail_from, rcpts = arg, []
+                    if not txn[0]:
+                        txn[0] = True
+                        self._count("txn", 1)
                     await reply("250 2.1.0 ok")
                 elif verb == "RCPT":
                     if mail_from is None:
@@ -272,13 +299,24 @@ class Sink:
                             raw = raw[1:]
                         data += raw
                     self.log("C: <%d bytes>" % len(data))
+                    if self.data_delay:
+                        await asyncio.sleep(self.data_delay)
                     with self.lock:
                         self.messages.append({"mail_from": mail_from, "rcpts": list(rcpts),
-                                              "data": bytes(data), "tls": tls})
+                                              "data": bytes(data), "tls": tls, "time": time.monotonic()})
+                    txn_end()
                     await reply("250 2.0.0 queued as %d" % len(self.messages))
                     mail_from, rcpts = None, []
+                    if "closeafterdata" in self.modes:
+                        await asyncio.sleep(0.3)
+                        self.log("close")
+                        return
+                elif verb == "RSET" and "rset421" in self.modes:
+                    await reply("421 4.3.2 service shutting down")
+                    return
                 elif verb == "RSET":
                     mail_from, rcpts = None, []
+                    txn_end()
                     await reply("250 2.0.0 ok")
                 elif verb == "NOOP":
                     await reply("250 2.0.0 ok")
@@ -290,6 +328,8 @@ class Sink:
         except (ConnectionError, ssl.SSLError, OSError, ValueError, IndexError, asyncio.CancelledError):
             pass
         finally:
+            txn_end()
+            self._count("active", -1)
             self.writers.discard(writer)
             try:
                 writer.close()

@@ -4,7 +4,9 @@
 usage: smtp_sink.py PORT MODES [DIR]
   PORT   0 picks a free port; "ready PORT" is printed on stdout once listening.
   MODES  comma-separated: accept (default behaviour), nopipelining, heloonly,
-         size1000, starttls, implicittls, auth, dropmail, hangehlo, dataend5xx
+         size1000, starttls, implicittls, auth, dropmail, hangehlo, dataend5xx,
+         closeafterdata (close the connection 0.3 s after the reply to the final dot),
+         rset421 (answer RSET with 421 and close: a peer that went away)
   DIR    where messages are saved (or $SINK_DIR): msg-N.eml holds the content
          after dot-unstuffing, env-N.txt the envelope, transcript.txt every
          command and reply (" [more]" marks a command read while the next
@@ -166,6 +168,15 @@ class Sink:
                                 f.write(mail_from + "\n" + "\n".join(rcpts) + "\n")
                         await reply("250 2.0.0 queued as %d" % self.count)
                     mail_from, rcpts = None, []
+                    if "closeafterdata" in self.modes:
+                        await asyncio.sleep(0.3)   # the client has parked the connection by now
+                        self.log("S: <close>")
+                        writer.close()
+                        return
+                elif verb == "RSET" and "rset421" in self.modes:
+                    await reply("421 4.3.2 service shutting down")
+                    writer.close()
+                    return
                 elif verb == "RSET":
                     mail_from, rcpts = None, []
                     await reply("250 2.0.0 ok")
