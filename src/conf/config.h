@@ -97,6 +97,8 @@ struct config {
 	int smarthost_is_domain;
 	char *smarthost_auth_user;
 	char *smarthost_auth_password;
+	int smarthost_auth_per_account;
+	char *smarthost_auth_file;
 	char *gateway_file;
 	int forward_all;
 	char *forward_gateway;      /* host[:port][*]; empty = the smart host */

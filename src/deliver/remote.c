@@ -42,6 +42,7 @@
 #include "deliver/gateway.h"
 #include "deliver/hosts.h"
 #include "deliver/route.h"
+#include "deliver/smarthost_auth.h"
 #include "deliver/smtp_client.h"
 #include "dns/dns.h"
 #include "dns/mx.h"
@@ -65,6 +66,7 @@ struct routing {
 	struct config cfg;             /* our own copy, so a reload elsewhere never pulls it away */
 	struct hosts_table hosts;
 	struct gateway_table gateways;
+	struct smarthost_auth_table creds; /* per-account smart-host AUTH (loaded when enabled) */
 	struct route_config rc;        /* points into gateways and the two hosts below */
 	char *smarthost_host, *forward_host;
 };
@@ -172,6 +174,7 @@ static void routing_unref(struct routing *rt)
 		return;
 	hosts_free(&rt->hosts);
 	gateway_free(&rt->gateways);
+	smarthost_auth_free(&rt->creds);
 	free(rt->smarthost_host);
 	free(rt->forward_host);
 	config_free(&rt->cfg);
@@ -195,6 +198,11 @@ static struct routing *routing_load(const char *path, struct buf *errors)
 	bad += gateway_load(&rt->gateways, gp, errors);
 	free(hp);
 	free(gp);
+	if (cfg->smarthost_auth_per_account) {
+		char *ap = config_path(cfg, cfg->smarthost_auth_file);
+		bad += smarthost_auth_load(&rt->creds, ap, errors);
+		free(ap);
+	}
 	route_config_defaults(&rt->rc);
 	rt->rc.mode = (enum route_mode)cfg->delivery_mode;
 	rt->rc.gateways = &rt->gateways;
@@ -208,7 +216,7 @@ static struct routing *routing_load(const char *path, struct buf *errors)
 	}
 	rt->rc.smarthost.host = rt->smarthost_host;
 	rt->rc.smarthost.as_domain = cfg->smarthost_is_domain;
-	rt->rc.smarthost.auth = cfg->smarthost_auth_user[0] != '\0';
+	rt->rc.smarthost.auth = cfg->smarthost_auth_user[0] != '\0' || (cfg->smarthost_auth_per_account && rt->creds.n > 0);
 	if (parse_relay(cfg->forward_gateway, &rt->forward_host, &rt->rc.forward_to.port,
 	    &rt->rc.forward_to.implicit_tls) < 0) {
 		buf_appendf(errors, "%s: forward_gateway '%s' is not host[:port][*]\n", cfg->path, cfg->forward_gateway);
@@ -220,6 +228,15 @@ static struct routing *routing_load(const char *path, struct buf *errors)
 		return NULL;
 	}
 	return rt;
+}
+
+int remote_check(const char *path, struct buf *errors)
+{
+	struct routing *rt = routing_load(path, errors);
+	if (!rt)
+		return 1;
+	routing_unref(rt);
+	return 0;
 }
 
 static void cache_limits(struct remote *r)
@@ -470,7 +487,7 @@ static enum retry_class class_of(enum smtp_failure why, int code)
 static const char *auth_detail(char *out, size_t n, const struct smtp_reply *rep)
 {
 	if (rep->code)
-		snprintf(out, n, "AUTH refused: %d%s%s %s", rep->code, rep->enhanced[0] ? " " : "", rep->enhanced,
+		snprintf(out, n, "AUTH refused: %d%s%.15s %.400s", rep->code, rep->enhanced[0] ? " " : "", rep->enhanced,
 		    rep->text);
 	else
 		snprintf(out, n, "%s", rep->text[0] ? rep->text : "AUTH failed");
@@ -625,9 +642,16 @@ static void setup_params(struct job *j)
 		j->params.tls = SMTP_TLS_MANDATORY;
 	else
 		j->params.tls = SMTP_TLS_OPPORTUNISTIC;
-	if (s->auth && cfg->smarthost_auth_user[0]) {
-		j->params.auth_user = cfg->smarthost_auth_user;
-		j->params.auth_pass = cfg->smarthost_auth_password;
+	if (s->auth) {
+		/* seed 002: the submitting account's own login when it has one, else the global one. */
+		const struct smarthost_cred *c = smarthost_auth_find(&j->rt->creds, j->auth_account);
+		if (c) {
+			j->params.auth_user = c->user;
+			j->params.auth_pass = c->password;
+		} else if (cfg->smarthost_auth_user[0]) {
+			j->params.auth_user = cfg->smarthost_auth_user;
+			j->params.auth_pass = cfg->smarthost_auth_password;
+		}
 	}
 }
 

@@ -52,6 +52,13 @@ struct remote_rcpt {
 typedef void (*remote_done_cb)(void *arg, const char *qid, const char *domain, struct remote_rcpt *rcpts, size_t n);
 
 /*
+ * tsubamed -n: load the routing settings and tables (gateways, hosts, per-account
+ * smart-host AUTH) of the configuration at path.  0, or 1 with the problems in
+ * errors (file:line).
+ */
+int remote_check(const char *path, struct buf *errors);
+
+/*
  * NULL with reasons in errors when the configuration at cfg->path, the gateway
  * or hosts table, or the resolver cannot be loaded.  The remote keeps its own
  * copy of the configuration and the tables (see remote_reload).

@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "deliver/deliver.h"
+#include "deliver/remote.h"
 #include "local/resolve.h"
 #include "queue/qctl_proto.h"
 #include "queue/queue.h"
@@ -95,6 +96,7 @@ int master_check(struct config *cfg, const char *path)
 	n += secrets_load(&st, sp, &errors);
 	secrets_free(&st);
 	free(sp);
+	n += remote_check(cfg->path, &errors);
 	if (cfg->tls_cert_file[0]) {
 		SSL_CTX *ctx = tls_server_context(cfg, &errors);
 		if (!ctx)

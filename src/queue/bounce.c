@@ -353,7 +353,7 @@ static int send_notice(struct queue *q, struct qmsg *m, const struct notice *nt,
 	b.nrcpt = remote_only ? 1 : nres;
 	b.rcpt = xcalloc(b.nrcpt, sizeof(*b.rcpt));
 	for (size_t i = 0; i < b.nrcpt; i++) {
-		b.rcpt[i].state = remote_only || !res[i].account ? RCPT_REMOTE : RCPT_LOCAL;
+		b.rcpt[i].state = remote_only || !res[i].account || cfg->forward_all ? RCPT_REMOTE : RCPT_LOCAL;
 		b.rcpt[i].orig = (char *)to;
 		b.rcpt[i].dest = remote_only ? (char *)to : res[i].dest;
 		b.rcpt[i].present = remote_only ? (char *)to : res[i].present;

@@ -263,7 +263,8 @@ static int over_quota(struct session *s, const struct resolved *r)
 	return 0;
 }
 
-static void add_rcpt(struct txn *t, const char *orig, const struct resolved *r, const struct rcpt_params *rp)
+static void add_rcpt(struct txn *t, const char *orig, const struct resolved *r, const struct rcpt_params *rp,
+    int forward_all)
 {
 	/* Local destinations are canonical; a remote local part may be case-sensitive (RFC 5321 2.4). */
 	for (size_t i = 0; i < t->nrcpt; i++)
@@ -277,7 +278,8 @@ static void add_rcpt(struct txn *t, const char *orig, const struct resolved *r, 
 	x->orig = xstrdup(orig);
 	x->dest = xstrdup(r->dest);
 	x->present = xstrdup(r->present);
-	x->state = r->account ? RCPT_LOCAL : RCPT_REMOTE;
+	/* forward_all (seed 003): our own domains' mail is not stored here but sent to the gateway. */
+	x->state = r->account && !forward_all ? RCPT_LOCAL : RCPT_REMOTE;
 	/* Every address an alias expands to carries the sender's DSN request (RFC 3461 6.2.7). */
 	x->notify = rp->notify;
 	x->orcpt = xstrdup(rp->orcpt);
@@ -363,7 +365,7 @@ static void cmd_rcpt(struct session *s, const char *args)
 			return;
 		}
 	for (size_t i = 0; i < n; i++)
-		add_rcpt(s->txn, text, &res[i], &rp);
+		add_rcpt(s->txn, text, &res[i], &rp, s->sd->cfg->forward_all);
 	session_reply(s, 250, "2.1.5", "Ok");
 }
 
