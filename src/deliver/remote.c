@@ -451,6 +451,7 @@ static void advance(struct job *j)
 		return job_finish(j);
 	if (j->want_next_host && j->cur + 1 < j->ntargets) {
 		j->cur++;
+		j->plain_retry = 0;
 		j->fresh_only = 0;
 		return try_target(j);
 	}
@@ -519,11 +520,6 @@ static void on_close(struct smtp_client *c, enum smtp_status status, enum smtp_f
 	}
 	if (j->nsrcpts == 0 && undecided(j) > 0 && !j->want_next_host && !j->want_next_step) {
 		/* The session ended before a transaction result: greeting, TLS, AUTH, loss. */
-		if (why == SMTP_FAIL_TLS && j->params.tls == SMTP_TLS_OPPORTUNISTIC && !j->plain_retry) {
-			/* Opportunistic TLS that fails is retried in plaintext on the same host (as Postfix does). */
-			j->plain_retry = 1;
-			return try_target(j);
-		}
 		enum route_outcome oc = outcome_of(status, why, 0);
 		enum retry_class cls = class_of(why, reply ? reply->code : 0);
 		const char *enh = reply ? reply->enhanced : "";
@@ -555,6 +551,16 @@ static void on_txn(struct smtp_client *c, struct smtp_txn *t, void *arg)
 		 */
 		log_info("qid=%s event=reuse_failed relay=%s reply=%d detail=%s action=reconnect", j->qid, lq(j->tag),
 		    t->reply.code, lq(t->reply.text));
+		j->retry_fresh = 1;
+		j->fresh_only = 1;
+		smtp_client_quit(c);
+		return;
+	}
+	if (t->why == SMTP_FAIL_TLS && !t->mail_accepted && j->params.tls == SMTP_TLS_OPPORTUNISTIC && !j->plain_retry) {
+		/* Opportunistic TLS whose handshake fails: this host again in plaintext (as Postfix does). */
+		log_info("qid=%s event=tls_failed relay=%s detail=%s action=plaintext_retry", j->qid, lq(j->tag),
+		    lq(t->reply.text));
+		j->plain_retry = 1;
 		j->retry_fresh = 1;
 		j->fresh_only = 1;
 		smtp_client_quit(c);

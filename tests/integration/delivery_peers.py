@@ -226,7 +226,7 @@ class Sink:
                 if verb == "EHLO":
                     ext = ["250-sink.test greets " + arg, "250-PIPELINING", "250-SIZE 10485760",
                            "250-8BITMIME"]
-                    if "starttls" in self.modes and not tls:
+                    if ("starttls" in self.modes or "brokentls" in self.modes) and not tls:
                         ext.append("250-STARTTLS")
                     if "auth" in self.modes:
                         ext.append("250-AUTH PLAIN LOGIN")
@@ -236,6 +236,12 @@ class Sink:
                     await reply("\r\n".join(ext))
                 elif verb == "HELO":
                     await reply("250 sink.test")
+                elif verb == "STARTTLS" and "brokentls" in self.modes:
+                    # a handshake that can only fail: garbage instead of a ServerHello
+                    await reply("220 2.0.0 go ahead")
+                    writer.write(b"this is not TLS\r\n" * 4)
+                    await writer.drain()
+                    return
                 elif verb == "STARTTLS" and "starttls" in self.modes and not tls:
                     await reply("220 2.0.0 go ahead")
                     await writer.start_tls(self.tls_ctx)
