@@ -363,8 +363,22 @@ static int queue_show(const struct ctl *c, const char *qid, int body)
 	put_esc(stdout, e.helo);
 	printf("\nproto: ");
 	put_esc(stdout, e.proto);
-	printf("\nbody: %s\nsmtputf8: %s\ncontent-size: %lld\nrecipients: %zu\n", body_text(e.body),
-	       e.smtputf8 ? "yes" : "no", (long long)e.data_len, e.nrcpt);
+	printf("\nbody: %s\nsmtputf8: %s\ncontent-size: %lld\n", body_text(e.body), e.smtputf8 ? "yes" : "no",
+	       (long long)e.data_len);
+	if (e.auth && e.auth[0]) {
+		printf("auth: ");
+		put_esc(stdout, e.auth);
+		printf("\n");
+	}
+	if (e.ret)
+		printf("dsn-ret: %s\n", e.ret == DSN_RET_FULL ? "FULL" : "HDRS");
+	if (e.envid && e.envid[0]) {
+		printf("dsn-envid: ");
+		put_esc(stdout, e.envid);
+		printf("\n");
+	}
+	printf("delay-warning: %s\n%srecipients: %zu\n", e.warned ? "done" : "not yet",
+	       e.notice_admin ? "notice: to the administrator (dropped if it fails)\n" : "", e.nrcpt);
 	for (size_t r = 0; r < e.nrcpt; r++) {
 		const struct qrcpt *q = &e.rcpt[r];
 		printf("  rcpt %zu: state=%c (%s) attempts=%u next-try=", r + 1, q->state, state_text(q->state),
@@ -380,6 +394,23 @@ static int queue_show(const struct ctl *c, const char *qid, int body)
 		printf("> present=<");
 		put_esc(stdout, q->present);
 		printf(">\n");
+		if (q->notify) {
+			printf("    notify=");
+			if (q->notify == DSN_NOTIFY_NEVER)
+				printf("NEVER");
+			else
+				printf("%s%s%s%s%s", q->notify & DSN_NOTIFY_SUCCESS ? "SUCCESS" : "",
+				       (q->notify & DSN_NOTIFY_SUCCESS) && (q->notify & 6) ? "," : "",
+				       q->notify & DSN_NOTIFY_FAILURE ? "FAILURE" : "",
+				       (q->notify & DSN_NOTIFY_FAILURE) && (q->notify & DSN_NOTIFY_DELAY) ? "," : "",
+				       q->notify & DSN_NOTIFY_DELAY ? "DELAY" : "");
+			printf("\n");
+		}
+		if (q->orcpt && q->orcpt[0]) {
+			printf("    orcpt=");
+			put_esc(stdout, q->orcpt);
+			printf("\n");
+		}
 	}
 	printf(body ? "--- message ---\n" : "--- message header ---\n");
 	fflush(stdout);

@@ -7,7 +7,7 @@
  *   sender: <address, empty for <>>\n
  *   client-addr: ...\n  client-name: ...\n  helo: ...\n  proto: ESMTP\n
  *   body: 7bit|8bitmime|binarymime\n   smtputf8: 0|1\n
- *   warned: 0|1\n                      (a delay warning went out; updated in place)
+ *   warned: 0|1\n                      (the delay-warning time was handled; updated in place)
  *   [ret: full|hdrs\n] [envid: <id>\n] [auth: <account>\n] [notice: admin\n]   (optional)
  *   rcpt: <S> <attempts:4 digits> <next try:12 digits> <orig>\t<dest>\t<present>\t<notify>\t<orcpt>\n
  *         (repeated; notify is one digit, the DSN_NOTIFY_* bits; orcpt may be empty)
@@ -82,7 +82,7 @@ struct qenvelope {
 	char *proto;
 	int body;            /* 0 7bit, 1 8bitmime, 2 binarymime */
 	int smtputf8;
-	int warned;          /* a delay warning was sent (D5: once) */
+	int warned;          /* the delay-warning time was handled: a warning went to those whose NOTIFY allows (D5: once) */
 	off_t warned_off;    /* file offset of the warned digit (set by the parser / writer) */
 	int ret;             /* DSN_RET_*, 0 = not given */
 	char *envid;         /* RFC 3461 ENVID, NULL or "" when not given */

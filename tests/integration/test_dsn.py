@@ -270,6 +270,13 @@ def test_delay_warning_once(make_daemon, dns, sinks):
     time.sleep(3.0)
     assert len(notices(d, timeout=0)) == 1
     assert len(re.findall(r"event=notice kind=delay", d.log())) == 1
+    # the administrator sees the DSN state of each message
+    shows = [d.ctl("queue", "show", line.split()[0]).out for line in d.ctl("queue", "list").out.splitlines()
+             if "dead.test" in line]
+    a = [x for x in shows if "a@dead.test" in x][0]
+    b = [x for x in shows if "b@dead.test" in x][0]
+    assert "delay-warning: done" in a, a
+    assert "notify=FAILURE" in b, b
 
 
 def test_administrator_copy(make_daemon, dns, sinks):
