@@ -43,13 +43,53 @@ static struct incoming *find_incoming(struct queue *q, const char *qid)
 	return NULL;
 }
 
+/* FNV-1a: qids are random enough; this only spreads them over the buckets. */
+static size_t qid_hash(const char *qid)
+{
+	uint32_t h = 2166136261u;
+	for (; *qid; qid++)
+		h = (h ^ (unsigned char)*qid) * 16777619u;
+	return h;
+}
+
+static void index_add(struct queue *q, struct qmsg *m)
+{
+	if (q->nmessages + 1 > q->nindex) {
+		/* grow at load 1 and rehash: O(1) amortised, lookups stay short */
+		size_t n = q->nindex ? q->nindex * 2 : 256;
+		struct qmsg **v = xcalloc(n, sizeof(*v));
+		for (size_t b = 0; b < q->nindex; b++)
+			for (struct qmsg *x = q->index[b], *next; x; x = next) {
+				next = x->hnext;
+				size_t k = qid_hash(x->qid) & (n - 1);
+				x->hnext = v[k];
+				v[k] = x;
+			}
+		free(q->index);
+		q->index = v;
+		q->nindex = n;
+	}
+	size_t k = qid_hash(m->qid) & (q->nindex - 1);
+	m->hnext = q->index[k];
+	q->index[k] = m;
+}
+
+static void index_del(struct queue *q, struct qmsg *m)
+{
+	if (!q->nindex)
+		return;
+	for (struct qmsg **pp = &q->index[qid_hash(m->qid) & (q->nindex - 1)]; *pp; pp = &(*pp)->hnext)
+		if (*pp == m) {
+			*pp = m->hnext;
+			return;
+		}
+}
+
 static struct qmsg *find_msg(struct queue *q, const char *qid)
 {
-	struct qmsg *m;
-	TAILQ_FOREACH(m, &q->waiting, entry)
-		if (!strcmp(m->qid, qid))
-			return m;
-	TAILQ_FOREACH(m, &q->ready, entry)
+	if (!q->nindex)
+		return NULL;
+	for (struct qmsg *m = q->index[qid_hash(qid) & (q->nindex - 1)]; m; m = m->hnext)
 		if (!strcmp(m->qid, qid))
 			return m;
 	return NULL;
@@ -80,6 +120,7 @@ static void reply(struct queue *q, uint32_t type, uint64_t session, const char *
 static void msg_free(struct queue *q, struct qmsg *m)
 {
 	dest_unpark_all(&q->dests, &m->parked);
+	index_del(q, m);
 	if (m->on_ready)
 		TAILQ_REMOVE(&q->ready, m, entry);
 	else
@@ -156,6 +197,7 @@ void queue_admit(struct queue *q, const char *qid, int fd, struct qenvelope *env
 	m->code = xcalloc(n, sizeof(int));
 	m->timer = evtimer_new(q->base, on_retry, m);
 	TAILQ_INSERT_TAIL(&q->waiting, m, entry);
+	index_add(q, m);
 	q->nmessages++;
 	/* A message with nothing to do locally goes back to its folder as it is. */
 	finish_round(q, m);
@@ -863,6 +905,7 @@ int queue_main(struct config *cfg, int smtpd_fd, const int *deliver_fds, size_t 
 		free(q.commits[i].m);
 	}
 	free(q.commits);
+	free(q.index);
 	ipc_channel_close(&q.smtpd);
 	for (size_t i = 0; i < ndeliver; i++)
 		ipc_channel_close(&q.workers[i].ch);

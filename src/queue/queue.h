@@ -26,6 +26,7 @@ struct queue;
 
 struct qmsg {
 	TAILQ_ENTRY(qmsg) entry;       /* in q->ready or q->waiting */
+	struct qmsg *hnext;            /* next in its q->index bucket */
 	struct queue *q;
 	char qid[QID_MAX];
 	int fd;                        /* open while deliveries are in flight */
@@ -85,6 +86,8 @@ struct queue {
 	struct dest_table dests;       /* per-destination in-flight counts and waiting messages (D1) */
 	unsigned max_inflight;
 	size_t nmessages;
+	struct qmsg **index;           /* by qid: every result from deliver looks its message up */
+	size_t nindex;                 /* buckets (a power of two, grown with nmessages) */
 	int stopping;
 	struct event *ev_sighup, *ev_sigterm, *ev_sigint;
 	struct queue_ctl *ctl;         /* the control socket (queue_ctl.c) */
