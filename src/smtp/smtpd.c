@@ -282,6 +282,7 @@ int smtpd_main(struct config *cfg, int queue_fd, const int *listen_fds, const st
 			close(sd.listeners[i].fd);
 	}
 	free(sd.listeners);
+	free(sd.index);
 	ipc_channel_close(&sd.queue);
 	if (sd.ev_stop_deadline)
 		event_free(sd.ev_stop_deadline);

@@ -65,6 +65,8 @@ struct smtpd {
 	size_t nlisteners;
 	TAILQ_HEAD(, session) sessions;
 	size_t nsessions;
+	struct session **index;       /* by id: every queue reply looks its session up */
+	size_t nindex;                /* buckets, a power of two grown with nsessions */
 	uint64_t next_id;
 	int stopping;
 	struct event *ev_stop_deadline;
@@ -116,6 +118,7 @@ struct txn {
 
 struct session {
 	TAILQ_ENTRY(session) entry;
+	struct session *hnext;        /* next in its sd->index bucket */
 	struct smtpd *sd;
 	uint64_t id;
 	int fd;
