@@ -24,7 +24,7 @@ import ssl
 import threading
 import time
 
-from dnslib import MX, QTYPE, RCODE, RR, A, DNSRecord
+from dnslib import AAAA, MX, QTYPE, RCODE, RR, A, DNSRecord
 
 USER, PASSWORD = "tester", "s3cret"
 
@@ -78,6 +78,8 @@ class DnsServer:
                 r.add_answer(RR(name, QTYPE.MX, rdata=MX(rec[2], rec[1]), ttl=300))
             elif rec[0] == "A" and qtype in ("A", "ANY"):
                 r.add_answer(RR(name, QTYPE.A, rdata=A(rec[1]), ttl=300))
+            elif rec[0] == "AAAA" and qtype in ("AAAA", "ANY"):
+                r.add_answer(RR(name, QTYPE.AAAA, rdata=AAAA(rec[1]), ttl=300))
         return r.pack()
 
     def _run(self):

@@ -21,6 +21,9 @@ ZONE = {
     "dts.test": [("MX", 10, "mx.dts.test")],
     "mx.dts.test": [("A", "127.0.0.11")],                   # nothing listens there
     "null.test": [("MX", 0, ".")],
+    "v6.test": [("AAAA", "::1")],                           # no MX, no A: AAAA fallback
+    "mx6.test": [("MX", 10, "host6.mx6.test")],
+    "host6.mx6.test": [("AAAA", "::1")],
 }
 SERVFAIL = ("fail.test",)
 DEAD_DNS = "127.0.0.1:9"
@@ -442,3 +445,30 @@ def test_opportunistic_tls_failure_retries_in_plaintext(make_daemon, dns, sinks)
     d2.send("u@amx.test", body("mandatory"))
     wait_log(d2, r"event=deferred to=<u@amx\.test>", timeout=10)
     assert not sink2.messages
+
+
+def test_aaaa_fallback_and_ipv6_mx(make_daemon, dns, sinks):
+    """D3: a domain with only an AAAA record, and an MX host with only an AAAA record."""
+    sink = sinks("::1")
+    d = site(make_daemon, fast(dns.addr, sink.port))
+    d.send("u@v6.test", body("aaaa"))
+    d.send("u@mx6.test", body("mx6"))
+    sink.wait_messages(2)
+    wait_log(d, r"event=delivered to=<u@v6\.test> relay=[^ ]*\[::1\]", n=1)
+    wait_log(d, r"event=delivered to=<u@mx6\.test> relay=[^ ]*\[::1\]", n=1)
+    wait_queue_empty(d)
+
+
+def test_bounce_when_no_mx(make_daemon, dns, sinks):
+    """The manual's option: no MX record means a bounce at once, not the A fallback."""
+    sink = sinks("127.0.0.5")
+    d = site(make_daemon, fast(dns.addr, sink.port, bounce_when_no_mx="yes"))
+    d.send("u@amx.test", body("nomx"))
+    wait_log(d, r"event=bounced to=<u@amx\.test>")
+    wait_queue_empty(d)
+    assert not sink.messages
+    # a domain with an MX is unaffected
+    sink2 = sinks("127.0.0.8")
+    d2 = site(make_daemon, fast(dns.addr, sink2.port, bounce_when_no_mx="yes"))
+    d2.send("ok@mix.test", body("withmx"))
+    sink2.wait_messages(1)
