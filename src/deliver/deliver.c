@@ -181,6 +181,7 @@ static char *dsn_rcpt_params(uint32_t notify, const char *orcpt, const char *ori
 	static const char *names[] = { "SUCCESS", "FAILURE", "DELAY" };
 	char out[64 + 3 * DSN_ORCPT_MAX + 16 + DSN_ORCPT_MAX];
 	size_t k = 0;
+	out[0] = '\0';
 	if (notify == DSN_NOTIFY_NEVER) {
 		k += (size_t)snprintf(out, sizeof(out), "NOTIFY=NEVER");
 	} else if (notify) {

@@ -301,3 +301,17 @@ def test_administrator_copy(make_daemon, dns, sinks):
     assert len(notices(d, "bob@example.test", n=2)) == 2
     time.sleep(1.0)
     assert len(notices(d, "bob@example.test", timeout=0)) == 2
+
+
+def test_no_parameters_without_a_dsn_request(make_daemon, dns, sinks):
+    """A DSN peer gets MAIL and RCPT without parameters when the sender asked for nothing (a
+    stray byte there once made smtp-sink refuse every reused transaction)."""
+    sink = sinks("127.0.0.12", modes=("dsn",))
+    d = site(make_daemon, dns.addr, sink.port)
+    for i in range(3):
+        send_demo(d, ["plain%d@dsn.test" % i], body("noparams%d" % i))
+    sink.wait_messages(3)
+    assert all(re.fullmatch(r"(?i)RCPT TO:<plain\d@dsn\.test>", "RCPT " + c[4:].strip()) for c in sink.commands("RCPT")), \
+        sink.commands("RCPT")
+    assert all(re.fullmatch(r"(?i)MAIL FROM:<demo@example\.test> SIZE=\d+", c.strip())
+               for c in sink.commands("MAIL")), sink.commands("MAIL")
