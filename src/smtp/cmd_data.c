@@ -163,7 +163,7 @@ static int from_header_matches(struct session *s)
 	char addr[ADDR_TEXT_MAX];
 	if (n <= 0 || header_from_address(head, (size_t)n, addr, sizeof(addr)) < 0)
 		return 0;
-	return strcasecmp(addr, s->auth_id) == 0;
+	return session_is_auth_user(s, addr);
 }
 
 void data_queue_created(struct session *s, const char *qid, int fd)

@@ -202,6 +202,23 @@ static enum sender_class classify_sender(struct session *s, const struct mailadd
 }
 
 /*
+ * Is addr the authenticated user?  A host alias names the same domain (L1), so
+ * demo@mail.example.test is the user who logged in as demo@example.test.
+ */
+int session_is_auth_user(const struct session *s, const char *addr)
+{
+	if (!s->auth_id)
+		return 0;
+	if (strcasecmp(addr, s->auth_id) == 0)
+		return 1;
+	const struct account *a = local_account(s->sd->tables, addr);
+	char canon[ADDR_TEXT_MAX];
+	if (!a || snprintf(canon, sizeof(canon), "%s@%s", a->name, a->domain) >= (int)sizeof(canon))
+		return 0;
+	return strcasecmp(canon, s->auth_id) == 0;
+}
+
+/*
  * R3 at MAIL time: the submission listener and the security levels decide whether
  * this client must authenticate first; an authenticated user's sender is checked
  * against the sender-trust mode.  Replies itself and returns 0 when refusing.
@@ -210,7 +227,7 @@ static int sender_allowed(struct session *s, const struct mailaddr *from, const 
 {
 	const struct config *c = s->sd->cfg;
 	if (s->auth_id) {
-		if (c->sender_trust != TRUST_AUTH_ID && strcasecmp(sender, s->auth_id) != 0) {
+		if (c->sender_trust != TRUST_AUTH_ID && !session_is_auth_user(s, sender)) {
 			log_info("session=%llu event=reject reason=sender_not_owned client=%s from=<%s> user=%s",
 			    (unsigned long long)s->id, s->client_addr, lq(sender), lq(s->auth_id));
 			session_reply(s, 553, "5.7.1", "<%s>: Sender address rejected: not owned by user %s", sender, s->auth_id);

@@ -165,6 +165,8 @@ void session_destroy(struct session *s);
 
 /* commands.c: dispatch one complete command line */
 void commands_dispatch(struct session *s, char *line, size_t len);
+/* commands.c: 1 when addr names the authenticated user (host aliases count as the domain) */
+int session_is_auth_user(const struct session *s, const char *addr);
 /* cmd_auth.c */
 void cmd_auth(struct session *s, const char *args);
 void auth_continue(struct session *s, const char *line);
