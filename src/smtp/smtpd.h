@@ -124,6 +124,7 @@ struct session {
 	char client_port[8];
 	char local_addr[64];
 	char local_port[8];
+	char hostname[256];           /* greeting/EHLO name: hostname= of the virtual host on local_addr, else the global */
 	char *helo;                   /* NULL until HELO/EHLO */
 	int esmtp;
 	enum session_state state;
