@@ -291,6 +291,10 @@ static void add_rcpt(struct txn *t, const char *orig, const struct resolved *r, 
 		t->cap_rcpt = t->cap_rcpt ? t->cap_rcpt * 2 : 4;
 		t->rcpt = xreallocarray(t->rcpt, t->cap_rcpt, sizeof(*t->rcpt));
 	}
+	/* L1: the message may be as large as the most generous recipient domain allows (0 = no domain limit). */
+	long lim = r->domain ? r->domain->max_message_size : 0;
+	if (t->nrcpt == 0 || lim == 0 || (t->domain_size_limit != 0 && lim > t->domain_size_limit))
+		t->domain_size_limit = lim;
 	struct txn_rcpt *x = &t->rcpt[t->nrcpt++];
 	x->orig = xstrdup(orig);
 	x->dest = xstrdup(r->dest);

@@ -105,6 +105,7 @@ struct txn {
 	struct dot_reader dot;
 	struct header_scan hs;
 	uint64_t content_len;         /* content bytes (excluding the Received: header we add) */
+	long domain_size_limit;       /* L1: largest max_message_size= among the recipients' domains; 0 = one has none */
 	uint64_t bdat_left;           /* bytes of the current BDAT chunk still to read */
 	uint64_t bdat_chunk;
 	int bdat_last;
