@@ -6,6 +6,9 @@
 #include <string.h>
 #include <strings.h>
 
+#include "local/maildir.h"
+#include "util/xalloc.h"
+
 int vhost_serves(const struct domain *d, const char *local_addr)
 {
 	char norm[INET6_ADDRSTRLEN];
@@ -85,6 +88,49 @@ static int hidden(const struct config *c, const char *addr)
 	return 0;
 }
 
+struct mailbox_of {
+	char *path;
+	const struct account *a;
+};
+
+static int by_path(const void *x, const void *y)
+{
+	const struct mailbox_of *a = x, *b = y;
+	int r = strcmp(a->path, b->path);
+	return r ? r : (a->a->line > b->a->line) - (a->a->line < b->a->line);
+}
+
+/*
+ * Two accounts whose mailbox_path gives one Maildir would read each other's
+ * mail: what seed 004 warns of when virtual hosts share one top directory.
+ * Typical cause: mailbox_path without %DOMAIN%, and demo@ in two domains.
+ */
+static int shared_maildirs(const struct config *c, const struct account_table *t, const char *ap, struct buf *errors)
+{
+	struct mailbox_of *m = xcalloc(t->n + 1, sizeof(*m));
+	size_t k = 0;
+	int n = 0;
+	char path[4096];
+
+	for (size_t i = 0; i < t->n; i++)
+		if (mailbox_path_expand(c->mailbox_path, &t->v[i], path, sizeof(path)) == 0) {
+			m[k].path = xstrdup(path);
+			m[k++].a = &t->v[i];
+		}
+	qsort(m, k, sizeof(*m), by_path);
+	for (size_t i = 1; i < k; i++)
+		if (strcmp(m[i].path, m[i - 1].path) == 0) {
+			buf_appendf(errors, "%s:%d: %s@%s would share the Maildir %s with %s@%s (line %d): put %%DOMAIN%% in "
+			    "mailbox_path\n", ap, m[i].a->line, m[i].a->name, m[i].a->domain, m[i].path, m[i - 1].a->name,
+			    m[i - 1].a->domain, m[i - 1].a->line);
+			n++;
+		}
+	for (size_t i = 0; i < k; i++)
+		free(m[i].path);
+	free(m);
+	return n;
+}
+
 int vhost_check(const struct config *c, const struct local_tables *t, struct buf *errors)
 {
 	int n = 0;
@@ -129,6 +175,7 @@ int vhost_check(const struct config *c, const struct local_tables *t, struct buf
 			n++;
 		}
 	}
+	n += shared_maildirs(c, &t->accounts, ap, errors);
 	free(dp);
 	free(ap);
 	free(lp);

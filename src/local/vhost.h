@@ -41,7 +41,9 @@ const char *vhost_hostname(const struct domain_table *t, const char *local_addr,
  *    is in hidden_ips: the domain could never receive mail;
  *  - an alias written with a host alias (info@mail.example.test): host aliases are
  *    mapped to their domain before the aliases table is read, so it never matches;
- *  - an account whose domain is a host alias or not in the domains table.
+ *  - an account whose domain is a host alias or not in the domains table;
+ *  - two accounts that mailbox_path gives one Maildir (demo@ of two domains
+ *    without %DOMAIN% in it: seed 004's warning about a shared top directory).
  */
 int vhost_check(const struct config *c, const struct local_tables *t, struct buf *errors);
 

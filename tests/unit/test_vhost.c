@@ -144,6 +144,23 @@ static void test_check(void **state)
 	assert_non_null(strstr(buf_cstr(&errors), "ip=::1 of six.test: no listen"));
 	local_tables_free(&t);
 	config_free(&c);
+
+	/* Without %DOMAIN% in mailbox_path, demo@ of two domains would share one Maildir. */
+	write_file(dir, "tsubame.conf", "hostname = mx.test\nlisten = *:25\nmailbox_path = /var/mail/%USERNAME%/Maildir\n");
+	write_file(dir, "domains", "a.test\nb.test\n");
+	write_file(dir, "accounts",
+	    "demo\t$6$salt$hash\tX\ta.test\t\t1\t0\t0\n"
+	    "other\t$6$salt$hash\tX\ta.test\t\t1\t0\t0\n"
+	    "demo\t$6$salt$hash\tX\tb.test\t\t1\t0\t0\n");
+	buf_reset(&errors);
+	assert_int_equal(config_load(&c, conf, &errors), 0);
+	assert_int_equal(local_tables_load(&t, &c, &errors), 0);
+	assert_int_equal(vhost_check(&c, &t, &errors), 1);
+	snprintf(want, sizeof(want), "%s/accounts:3: demo@b.test would share the Maildir /var/mail/demo/Maildir with "
+	    "demo@a.test (line 1): put %%DOMAIN%% in mailbox_path\n", dir);
+	assert_string_equal(buf_cstr(&errors), want);
+	local_tables_free(&t);
+	config_free(&c);
 	buf_free(&errors);
 
 	char cmd[600];
