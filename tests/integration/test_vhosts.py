@@ -256,18 +256,21 @@ def test_host_alias_sender_is_a_local_account(v):
 
 
 def test_domain_mailbox_limit_at_rcpt(v):
-    v.fill_mailbox("full@three.test", 21000)
-    r = rcpt(v, THREE, "full@three.test")
-    assert r.startswith("552 5.2.2 <full@three.test>: Mailbox full"), r
+    fill(v, "full@three.test", 21000)
+    try:
+        r = rcpt(v, THREE, "full@three.test")
+        assert r.startswith("552 5.2.2 <full@three.test>: Mailbox full"), r
+    finally:
+        empty(v, "full@three.test")
     # big@ has its own limit (100000): the account's setting beats the domain default
-    v.fill_mailbox("big@three.test", 21000)
+    fill(v, "big@three.test", 21000)
     assert rcpt(v, THREE, "big@three.test").startswith("250 2.1.5")
 
 
 def test_domain_mailbox_limit_with_declared_size(v):
     r = rcpt(v, THREE, "demo@three.test", mail="MAIL FROM:<a@client.test> SIZE=4900")
     assert r.startswith("250 2.1.5"), r
-    v.fill_mailbox("many@three.test", 18000)
+    fill(v, "many@three.test", 18000)
     try:
         r = rcpt(v, THREE, "many@three.test", mail="MAIL FROM:<a@client.test> SIZE=4000")
         assert r.startswith("552 5.2.2 <many@three.test>: Mailbox full"), r
@@ -292,6 +295,25 @@ def _bounce_for(v, tok, status):
     b = found[-1]
     assert b"Status: " + status.encode() in b, b[:3000]
     return b
+
+
+def test_domain_mailbox_limit_at_delivery_bounces(v):
+    # No SIZE=: 17000 of 20000 used passes RCPT; 17000 + 4000 does not fit at delivery.
+    tok = token()
+    fill(v, "full@three.test", 17000)
+    try:
+        with sess(v, THREE) as s:
+            s.ehlo()
+            s.expect("MAIL FROM:<sender@other.test>", "250 2.1.0")
+            s.expect("RCPT TO:<full@three.test>", "250 2.1.5")
+            s.expect("DATA", "354")
+            s.send(message(tok, 4000).encode() + b".\r\n")
+            assert qid_of(s.reply())
+        b = _bounce_for(v, tok, "5.2.2")
+        assert b"full@three.test" in b
+        assert v.find("full@three.test", tok) == []
+    finally:
+        empty(v, "full@three.test")
 
 
 def test_domain_max_messages_at_delivery_bounces(v):
@@ -326,7 +348,7 @@ def test_domain_max_message_size_at_end_of_data(v):
     tok = token()
     r = send(v, THREE, ["demo@three.test"], message(tok, 6000))
     assert r.startswith("552 5.3.4 Message size exceeds fixed limit"), r
-    assert "reason=" in v.log("main")
+    assert re.search(r"event=reject reason=size .*size=60", v.log("main")), v.log("main")[-2000:]
     # A small one still passes, and the session goes on.
     tok2 = token()
     assert qid_of(send(v, THREE, ["demo@three.test"], message(tok2, 1000)))
@@ -443,3 +465,15 @@ def test_config_check_virtual_hosts(make_daemon):
     # tsubamectl check says the same
     cp2 = d.ctl("check", check=False)
     assert cp2.returncode == 1 and "five.test" in cp2.err
+
+
+def test_config_check_shared_maildir(make_daemon):
+    # seed 004: virtual hosts sharing one top directory share the mailboxes of same-named users
+    d = make_daemon(start=False, aliases="", accounts=[("demo@example.test", "pw", []), ("demo@other.test", "pw", [])])
+    assert d.run_tsubamed("-n", "-c", d.conf).returncode == 0
+    d.params["mailbox_path"] = d.mail + "/%USERNAME%/Maildir"
+    d.write_conf()
+    cp = d.run_tsubamed("-n", "-c", d.conf)
+    assert cp.returncode == 1
+    assert re.search(re.escape(d.table("accounts")) + r":2: demo@other\.test would share the Maildir .*/demo/Maildir "
+                     r"with demo@example\.test \(line 1\): put %DOMAIN% in mailbox_path", cp.err), cp.err
