@@ -28,7 +28,7 @@ done
 if [ ! -s "$RUN/tls/cert.pem" ]; then
   mkdir -p "$RUN/tls"
   openssl req -x509 -newkey rsa:2048 -nodes -days 825 -subj "/CN=mx.example.test" \
-    -addext "subjectAltName=DNS:mx.example.test,DNS:localhost,IP:127.0.0.1" \
+    -addext "subjectAltName=DNS:mx.example.test,DNS:mx.branch.test,DNS:localhost,IP:127.0.0.1,IP:127.0.0.2" \
     -keyout "$RUN/tls/key.pem" -out "$RUN/tls/cert.pem" 2>/dev/null
   chmod 600 "$RUN/tls/key.pem"
 fi
@@ -47,6 +47,7 @@ cat <<MSG
     127.0.0.1:2525  SMTP (STARTTLS offered; relaying only after AUTH)
     127.0.0.1:2465  SMTP over implicit TLS
     127.0.0.1:2587  submission: STARTTLS, then AUTH required
+    127.0.0.2:2525  the virtual host branch.test (its own address and greeting; docs/virtual-hosts.md)
     configuration   $RUN/tsubamed.conf
     demo account    demo@example.test   (password: $(cat "$RUN/demo-password"))
     its Maildir     $RUN/mail/example.test/demo/Maildir

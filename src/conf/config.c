@@ -40,7 +40,7 @@ static const char *const trust_modes[] = { "auth_id", "auth_id=envelope", "auth_
 #define F(x) offsetof(struct config, x)
 static const struct param params[] = {
 	{ "hostname", P_STR, "", F(hostname), 0, 0, NULL,
-	  "Host name used in the greeting, EHLO reply, Received: headers and Maildir file names. Empty: the system host name." },
+	  "Host name used in the greeting, EHLO reply, Received: headers and Maildir file names. Empty: the system host name. On the addresses of a domain with ip= and hostname= in the domains table, the greeting, EHLO reply and Received: header use that hostname instead (docs/virtual-hosts.md)." },
 	{ "node_id", P_STR, "", F(node_id), 0, 0, NULL,
 	  "Name of this node in a cluster sharing one spool; part of every queue id and of the active/ claim folder. Letters and digits only, at most 12. Empty: derived from the host name." },
 	{ "work_dir", P_STR, "/var/spool/tsubame", F(work_dir), 0, 0, NULL,
@@ -49,7 +49,7 @@ static const struct param params[] = {
 	  "Unprivileged user the smtpd, queue and deliver processes run as after the master binds its listeners. Ignored when started as a non-root user." },
 	{ "debug", P_BOOL, "no", F(debug), 0, 1, NULL, "Log debug lines (every SMTP command and reply)." },
 	{ "listen", P_LISTEN, "127.0.0.1:25", F(listen), 0, 0, NULL,
-	  "Listening endpoints, separated by spaces or commas: ADDRESS:PORT, [IPv6]:PORT, or *:PORT for every address allowed by ip_mode. A port ending in '*' is implicit TLS (R1)." },
+	  "Listening endpoints, separated by spaces or commas: ADDRESS:PORT, [IPv6]:PORT, or *:PORT for every address allowed by ip_mode. A port ending in '*' is implicit TLS (R1). Several addresses may share a port (127.0.0.2:25 127.0.0.3:25); a domain bound to an address with ip= (docs/virtual-hosts.md) is served only on connections to it." },
 	{ "submission_listen", P_SUBMISSION, "", F(submission_listen), 0, 0, NULL,
 	  "Submission endpoints (R1: port 587; '*' after the port = implicit TLS): same syntax as listen, but every client must authenticate before MAIL (530 5.7.0). STARTTLS is offered as on listen." },
 	{ "ip_mode", P_ENUM, "ipv4", F(ip_mode), 0, 0, ip_modes,

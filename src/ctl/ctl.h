@@ -22,7 +22,7 @@ int ctl_queue(struct ctl *c, int argc, char **argv);    /* queue list|show|delet
 /* queue flush|retry|hold|release (argv[0] is the verb): asks the running queue manager; exit 3 when it is not running. */
 int ctl_queue_control(struct ctl *c, int argc, char **argv);
 int ctl_account(struct ctl *c, int argc, char **argv);  /* account add|del|passwd|list|show|import|export */
-int ctl_domain(struct ctl *c, int argc, char **argv);   /* domain add|del|list */
+int ctl_domain(struct ctl *c, int argc, char **argv);   /* domain add|set|del|list */
 /*
  * Ask a running daemon to reload once this command has finished (after table
  * files got their owner and mode).  Always returns 0.

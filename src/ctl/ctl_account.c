@@ -159,8 +159,11 @@ static int account_add(struct ctl *c, int argc, char **argv)
 		ctl_fail("account %s@%s exists", local, d->name);
 		goto out;
 	}
-	if (d->max_accounts > 0 && accounts_count_in_domain(&t.accounts, d->name) >= (size_t)d->max_accounts) {
-		ctl_fail("domain %s is full (max_accounts=%ld)", d->name, d->max_accounts);
+	size_t have = accounts_count_in_domain(&t.accounts, d->name);
+	if (d->max_accounts > 0 && have >= (size_t)d->max_accounts) {
+		/* L1 "max users" (seed 004, 最大的用戶個數): the domain's limit, not a global one. */
+		ctl_fail("domain %s is full (max_accounts=%ld, %zu account%s): raise it with tsubamectl domain set %s "
+			 "--max-accounts N", d->name, d->max_accounts, have, have == 1 ? "" : "s", d->name);
 		goto out;
 	}
 	int generated;

@@ -28,7 +28,7 @@ static void usage(void)
 	    "  queue flush [DOMAIN] | retry QID | hold QID|ALL | release QID|ALL\n"
 	    "                 ask the running queue manager to deliver now, hold or release\n"
 	    "  account add|del|passwd|list|show|import|export ...\n"
-	    "  domain add|del|list ...\n"
+	    "  domain add|set|del|list ...\n"
 	    "  secret set|del|list ...       CRAM-MD5 secrets of accounts that opted in\n"
 	    "  relay check IP SENDER RECIPIENT [--auth] | block IP\n"
 	    "  check          check the configuration and tables (like tsubamed -n)\n"

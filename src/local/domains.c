@@ -5,9 +5,11 @@
  */
 #include "local/domains.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <limits.h>
+#include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -18,6 +20,7 @@
 #define DOMAIN_NAME_MAX 253 /* RFC 1035 2.3.4, without the trailing dot */
 #define DOMAIN_MAX_FIELDS 16
 #define DOMAIN_MAX_ALIASES 64
+#define DOMAIN_MAX_IPS 16
 
 int domain_name_valid(const char *name)
 {
@@ -75,13 +78,86 @@ int domain_parse_number(const char *s, int size, long *out)
 	return 0;
 }
 
-static void domain_free(struct domain *d)
+void domain_free(struct domain *d)
 {
 	free(d->name);
 	for (size_t i = 0; i < d->naliases; i++)
 		free(d->aliases[i]);
 	free(d->aliases);
+	for (size_t i = 0; i < d->nips; i++)
+		free(d->ips[i]);
+	free(d->ips);
+	free(d->hostname);
 	memset(d, 0, sizeof(*d));
+}
+
+int domain_addr_normalize(const char *addr, char *out, size_t outsz)
+{
+	unsigned char bin[sizeof(struct in6_addr)];
+
+	if (inet_pton(AF_INET, addr, bin) == 1)
+		return inet_ntop(AF_INET, bin, out, (socklen_t)outsz) ? 0 : -1;
+	if (inet_pton(AF_INET6, addr, bin) != 1)
+		return -1;
+	/* A connection to an IPv4 address on a dual-stack socket shows it as ::ffff:a.b.c.d. */
+	if (IN6_IS_ADDR_V4MAPPED((struct in6_addr *)bin))
+		return inet_ntop(AF_INET, bin + 12, out, (socklen_t)outsz) ? 0 : -1;
+	return inet_ntop(AF_INET6, bin, out, (socklen_t)outsz) ? 0 : -1;
+}
+
+int domain_parse_ips(struct domain *d, const char *list, char *err, size_t errsz)
+{
+	const char *p = list;
+
+	if (*list == '\0') {
+		snprintf(err, errsz, "empty ip= value");
+		return -1;
+	}
+	for (;;) {
+		const char *comma = strchr(p, ',');
+		size_t len = comma ? (size_t)(comma - p) : strlen(p);
+		char one[INET6_ADDRSTRLEN + 8], norm[INET6_ADDRSTRLEN];
+		if (len == 0) {
+			snprintf(err, errsz, "empty address in ip=%s", list);
+			return -1;
+		}
+		if (len < sizeof(one)) {
+			memcpy(one, p, len);
+			one[len] = '\0';
+		}
+		if (len >= sizeof(one) || domain_addr_normalize(one, norm, sizeof(norm)) < 0) {
+			snprintf(err, errsz, "invalid address \"%.*s\" in ip= (numeric IPv4 or IPv6 only)", (int)(len > 64 ? 64 : len), p);
+			return -1;
+		}
+		for (size_t i = 0; i < d->nips; i++)
+			if (strcmp(d->ips[i], norm) == 0) {
+				snprintf(err, errsz, "address %s given twice in ip=", norm);
+				return -1;
+			}
+		if (d->nips >= DOMAIN_MAX_IPS) {
+			snprintf(err, errsz, "too many addresses in ip= (at most %d)", DOMAIN_MAX_IPS);
+			return -1;
+		}
+		d->ips = xreallocarray(d->ips, d->nips + 1, sizeof(*d->ips));
+		d->ips[d->nips++] = xstrdup(norm);
+		if (!comma)
+			return 0;
+		p = comma + 1;
+	}
+}
+
+const struct domain *domains_hostname_clash(const struct domain_table *t, const struct domain *d)
+{
+	for (size_t i = 0; i < t->n; i++) {
+		const struct domain *o = &t->v[i];
+		if (o == d || strcasecmp(o->name, d->name) == 0 || !o->hostname || !d->hostname)
+			continue;
+		for (size_t j = 0; j < o->nips; j++)
+			for (size_t k = 0; k < d->nips; k++)
+				if (strcmp(o->ips[j], d->ips[k]) == 0 && strcasecmp(o->hostname, d->hostname) != 0)
+					return o;
+	}
+	return NULL;
 }
 
 void domains_free(struct domain_table *t)
@@ -196,6 +272,29 @@ static void parse_line(struct table_lines *lc, char *line, void *ctx)
 			if (parse_aliases(lc, t, &d, val) < 0)
 				goto fail;
 			continue;
+		} else if (strcmp(key, "ip") == 0) {
+			char why[160];
+			if (d.nips) {
+				tablefile_err(lc, "%s", "ip= given twice");
+				goto fail;
+			}
+			if (domain_parse_ips(&d, val, why, sizeof(why)) < 0) {
+				tablefile_err(lc, "%s", why);
+				goto fail;
+			}
+			continue;
+		} else if (strcmp(key, "hostname") == 0) {
+			if (d.hostname) {
+				tablefile_err(lc, "%s", "hostname= given twice");
+				goto fail;
+			}
+			lower(val);
+			if (!domain_name_valid(val)) {
+				tablefile_err(lc, "invalid hostname \"%s\"", val);
+				goto fail;
+			}
+			d.hostname = xstrdup(val);
+			continue;
 		} else if (strcmp(key, "max_accounts") == 0) {
 			num = &d.max_accounts;
 		} else if (strcmp(key, "mailbox_limit") == 0) {
@@ -214,6 +313,17 @@ static void parse_line(struct table_lines *lc, char *line, void *ctx)
 			tablefile_err(lc, "bad number for %s: \"%s\"", key, val);
 			goto fail;
 		}
+	}
+	if (d.hostname && d.nips == 0) {
+		/* The greeting is chosen by the address the client connected to: without one the name has no use. */
+		tablefile_err(lc, "hostname=%s needs ip=: it is the greeting on the domain's own addresses", d.hostname);
+		goto fail;
+	}
+	const struct domain *clash = domains_hostname_clash(t, &d);
+	if (clash) {
+		tablefile_err(lc, "hostname=%s: an address in ip= already greets as %s (%s, line %d)", d.hostname,
+		    clash->hostname, clash->name, clash->line);
+		goto fail;
 	}
 	append(t, &d);
 	return;
@@ -249,6 +359,10 @@ static int write_domains(FILE *fp, const void *ctx)
 			fprintf(fp, " max_messages=%ld", d->max_messages);
 		if (d->max_message_size)
 			fprintf(fp, " max_message_size=%ld", d->max_message_size);
+		for (size_t j = 0; j < d->nips; j++)
+			fprintf(fp, "%s%s", j ? "," : " ip=", d->ips[j]);
+		if (d->hostname)
+			fprintf(fp, " hostname=%s", d->hostname);
 		fputc('\n', fp);
 	}
 	return ferror(fp) ? -1 : 0;
@@ -259,18 +373,51 @@ int domains_save(const struct domain_table *t, const char *path)
 	return tablefile_save(path, 0, write_domains, t);
 }
 
-int domains_add(struct domain_table *t, const struct domain *d)
+/* The domain of t holding name as its name or a host alias, other than the one at skip; NULL when free. */
+static const struct domain *owner(const struct domain_table *t, const char *name, size_t skip)
 {
-	if (!domain_name_valid(d->name) || name_taken(t, d->name))
-		return -1;
+	for (size_t i = 0; i < t->n; i++) {
+		if (i == skip)
+			continue;
+		if (strcasecmp(t->v[i].name, name) == 0)
+			return &t->v[i];
+		for (size_t j = 0; j < t->v[i].naliases; j++)
+			if (strcasecmp(t->v[i].aliases[j], name) == 0)
+				return &t->v[i];
+	}
+	return NULL;
+}
+
+/* What parse_line checks, for a domain built by a program; skip = the entry it replaces, or (size_t)-1. */
+static int valid_for(const struct domain_table *t, const struct domain *d, size_t skip)
+{
+	char norm[INET6_ADDRSTRLEN];
+
+	if (!domain_name_valid(d->name) || owner(t, d->name, skip))
+		return 0;
 	for (size_t i = 0; i < d->naliases; i++) {
-		if (!domain_name_valid(d->aliases[i]) || name_taken(t, d->aliases[i]) ||
+		if (!domain_name_valid(d->aliases[i]) || owner(t, d->aliases[i], skip) ||
 		    strcasecmp(d->aliases[i], d->name) == 0)
-			return -1;
+			return 0;
 		for (size_t j = 0; j < i; j++)
 			if (strcasecmp(d->aliases[i], d->aliases[j]) == 0)
-				return -1;
+				return 0;
 	}
+	for (size_t i = 0; i < d->nips; i++) {
+		if (domain_addr_normalize(d->ips[i], norm, sizeof(norm)) < 0 || strcmp(norm, d->ips[i]) != 0)
+			return 0;
+		for (size_t j = 0; j < i; j++)
+			if (strcmp(d->ips[i], d->ips[j]) == 0)
+				return 0;
+	}
+	if (d->hostname && (!domain_name_valid(d->hostname) || d->nips == 0))
+		return 0;
+	/* The entry being replaced has d's name: domains_hostname_clash() passes over it. */
+	return domains_hostname_clash(t, d) == NULL;
+}
+
+static struct domain copy_domain(const struct domain *d)
+{
 	struct domain c = *d;
 	c.name = xstrdup(d->name);
 	lower(c.name);
@@ -279,7 +426,38 @@ int domains_add(struct domain_table *t, const struct domain *d)
 		c.aliases[i] = xstrdup(d->aliases[i]);
 		lower(c.aliases[i]);
 	}
+	c.ips = d->nips ? xcalloc(d->nips, sizeof(*c.ips)) : NULL;
+	for (size_t i = 0; i < d->nips; i++)
+		c.ips[i] = xstrdup(d->ips[i]);
+	if (d->hostname) {
+		c.hostname = xstrdup(d->hostname);
+		lower(c.hostname);
+	}
+	return c;
+}
+
+int domains_add(struct domain_table *t, const struct domain *d)
+{
+	if (!valid_for(t, d, (size_t)-1))
+		return -1;
+	struct domain c = copy_domain(d);
 	append(t, &c);
+	return 0;
+}
+
+int domains_update(struct domain_table *t, const struct domain *d)
+{
+	size_t at = (size_t)-1;
+	for (size_t i = 0; i < t->n && at == (size_t)-1; i++)
+		if (strcasecmp(t->v[i].name, d->name) == 0)
+			at = i;
+	if (at == (size_t)-1 || !valid_for(t, d, at))
+		return -1;
+	/* Copy before freeing: d may point into the entry it replaces. */
+	struct domain c = copy_domain(d);
+	c.line = t->v[at].line;
+	domain_free(&t->v[at]);
+	t->v[at] = c;
 	return 0;
 }
 

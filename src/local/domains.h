@@ -8,6 +8,13 @@
  * delivered to user@example.test).  Names are compared case-insensitively.
  * Size values (mailbox_limit, max_message_size) accept k, m, g suffixes.
  * A save rewrites the file from the table: comments are not kept.
+ *
+ * Virtual hosts (seed 004, "virtual host with its own IP address"):
+ *   branch.test  ip=192.0.2.10,192.0.2.11  hostname=mx.branch.test
+ * ip= binds the domain to local addresses: smtpd serves it only on connections
+ * made to one of them (src/local/vhost.c).  hostname= is the greeting and EHLO
+ * name on those addresses; it needs ip=, and two domains on one address may not
+ * name it differently.  A domain without ip= is served on every address.
  */
 #ifndef TSUBAME_DOMAINS_H
 #define TSUBAME_DOMAINS_H
@@ -25,6 +32,9 @@ struct domain {
 	long mailbox_limit;    /* per-account default quota in bytes, 0 = use the global */
 	long max_messages;     /* per-mailbox message count limit, 0 = unlimited */
 	long max_message_size; /* per-message limit for this domain, 0 = global only */
+	char **ips;            /* local addresses the domain is bound to, numeric and normalized; none = all */
+	size_t nips;
+	char *hostname;        /* greeting/EHLO name on those addresses, lower case; NULL = the global one */
 	int line;
 };
 
@@ -45,6 +55,27 @@ int domains_save(const struct domain_table *t, const char *path);
 /* Add (copying d) or remove by name; 0, or -1 when it exists / does not exist. */
 int domains_add(struct domain_table *t, const struct domain *d);
 int domains_remove(struct domain_table *t, const char *name);
+/*
+ * Replace the domain named d->name with a copy of d (same place in the file);
+ * 0, or -1 when there is no such domain or d would clash with another entry.
+ * domains_add and domains_update check what the parser checks.
+ */
+int domains_update(struct domain_table *t, const struct domain *d);
+/*
+ * Parse an ip= value (comma-separated numeric IPv4/IPv6 addresses) into d->ips,
+ * normalized as inet_ntop prints them (IPv4-mapped IPv6 becomes IPv4).  0, or -1
+ * with a reason in err (d->ips then holds what was parsed before the error).
+ */
+int domain_parse_ips(struct domain *d, const char *list, char *err, size_t errsz);
+/* Normalize one numeric address the same way into out; 0 or -1 when it is not one. */
+int domain_addr_normalize(const char *addr, char *out, size_t outsz);
+/*
+ * The domain of t (other than d itself) that gives one of d's addresses another
+ * hostname= than d does, or NULL: one address greets with one name.
+ */
+const struct domain *domains_hostname_clash(const struct domain_table *t, const struct domain *d);
+/* Free what a domain owns (name, aliases, ips, hostname) and zero it. */
+void domain_free(struct domain *d);
 /* A non-negative number; with sizes, a k, m or g suffix multiplies by 1024^n.  0 or -1. */
 int domain_parse_number(const char *s, int size, long *out);
 /* 1 when name is a syntactically valid host name (RFC 1035 labels, letters digits '-'). */

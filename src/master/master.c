@@ -31,6 +31,7 @@
 #include "deliver/deliver.h"
 #include "deliver/remote.h"
 #include "local/resolve.h"
+#include "local/vhost.h"
 #include "queue/qctl_proto.h"
 #include "queue/queue.h"
 #include "queue/spool.h"
@@ -77,6 +78,7 @@ int master_check(struct config *cfg, const char *path)
 	buf_init(&errors, 1 << 20);
 	struct local_tables t;
 	int n = local_tables_load(&t, cfg, &errors);
+	n += vhost_check(cfg, &t, &errors);
 	local_tables_free(&t);
 	if (cfg->received_template[0]) {
 		char *tp = config_path(cfg, cfg->received_template);

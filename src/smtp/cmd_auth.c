@@ -13,6 +13,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "local/vhost.h"
 #include "smtp/smtpd.h"
 #include "util/log.h"
 #include "util/xalloc.h"
@@ -53,10 +54,13 @@ static const struct account *lookup(void *ctx, const char *authcid)
 	const struct local_tables *t = s->sd->tables;
 	if (strchr(authcid, '@'))
 		return local_account(t, authcid);
-	/* A bare user name means the first local domain. */
-	if (t->domains.n == 0)
-		return NULL;
-	return accounts_find(&t->accounts, authcid, t->domains.v[0].name);
+	/*
+	 * L1 (seed 004): a bare user name is a user of the virtual host the client
+	 * connected to — the domain bound to this local address, else the first
+	 * domain without ip=.  Users of other domains log in as user@domain.
+	 */
+	const struct domain *d = vhost_default_domain(&t->domains, s->local_addr);
+	return d ? accounts_find(&t->accounts, authcid, d->name) : NULL;
 }
 
 static void delayed_failure(evutil_socket_t fd, short what, void *arg)
@@ -65,7 +69,7 @@ static void delayed_failure(evutil_socket_t fd, short what, void *arg)
 	s->state = SS_COMMAND;
 	session_reply(s, 535, "5.7.8", "Error: authentication failed");
 	if (s->auth_close) {
-		session_reply(s, 421, "4.7.0", "%s Error: too many authentication failures", s->sd->cfg->hostname);
+		session_reply(s, 421, "4.7.0", "%s Error: too many authentication failures", s->hostname);
 		return;
 	}
 	session_resume(s);
@@ -165,7 +169,7 @@ void cmd_auth(struct session *s, const char *args)
 	struct buf out;
 	buf_init(&out, 4096);
 	memset(&s->sasl, 0, sizeof(s->sasl));
-	enum sasl_step st = sasl_start(&s->sasl, m, initial, c->hostname, lookup, s, sd->secrets, &out);
+	enum sasl_step st = sasl_start(&s->sasl, m, initial, s->hostname, lookup, s, sd->secrets, &out);
 	step_result(s, st, &out);
 	buf_free(&out);
 }

@@ -3,7 +3,8 @@
  * process handed over, and the commit that must happen before "250 queued".
  *
  * Order of the end-of-message checks (each one rejects the whole message):
- * size, write errors, bare LF (reject mode), mail loop.  Only then is the end
+ * size, write errors, bare LF (reject mode), mail loop, From: = auth user, the
+ * recipients' domain size limits.  Only then is the end
  * record written and IPC_Q_COMMIT sent; the 250 is sent when the queue answers
  * IPC_Q_COMMIT_OK, i.e. after the file and its directory entry are on disk
  * (invariant 1).  If the connection drops while a commit is in flight the
@@ -56,6 +57,9 @@ static void content(struct session *s, const char *p, size_t n)
 	header_scan_feed(&t->hs, p, n);
 	t->content_len += n;
 	if (max > 0 && t->content_len > (uint64_t)max)
+		t->too_big = 1;
+	/* L1: past every recipient domain's max_message_size nothing could be delivered: stop storing it. */
+	if (t->domain_size_limit > 0 && t->content_len > (uint64_t)t->domain_size_limit)
 		t->too_big = 1;
 	if (t->too_big || t->write_failed)
 		return;
@@ -163,7 +167,7 @@ static int from_header_matches(struct session *s)
 	char addr[ADDR_TEXT_MAX];
 	if (n <= 0 || header_from_address(head, (size_t)n, addr, sizeof(addr)) < 0)
 		return 0;
-	return strcasecmp(addr, s->auth_id) == 0;
+	return session_is_auth_user(s, addr);
 }
 
 void data_queue_created(struct session *s, const char *qid, int fd)
@@ -291,6 +295,14 @@ static void finish_message(struct session *s)
 	if (s->auth_id && cfg->sender_trust == TRUST_ENVELOPE_FROM && !t->write_failed && !from_header_matches(s))
 		return reject(s, 550, "5.7.1", "From: header does not match the authenticated user", "from_mismatch");
 	off_t data_len = t->written - t->data_start;
+	/*
+	 * L1 max_message_size per domain, measured as delivery measures it (our Received:
+	 * header included).  Over every recipient's limit: refuse the whole message now,
+	 * rather than accept it and bounce it.  Over some recipients' limits only: accept;
+	 * delivery bounces those copies (5.3.4) and delivers the rest.
+	 */
+	if (t->domain_size_limit > 0 && data_len > t->domain_size_limit)
+		return reject(s, 552, "5.3.4", "Message size exceeds fixed limit", "domain_size");
 	struct buf tr;
 	buf_init(&tr, 128);
 	if (qfile_write_trailer(&tr, data_len) < 0 || (!t->write_failed && buf_append(&t->wbuf, tr.data, tr.len) < 0))

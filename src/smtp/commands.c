@@ -16,6 +16,7 @@
 #include <strings.h>
 
 #include "local/maildir.h"
+#include "local/vhost.h"
 #include "queue/qfile.h"
 #include "smtp/smtpd.h"
 #include "util/log.h"
@@ -100,7 +101,7 @@ void commands_dispatch(struct session *s, char *line, size_t len)
 	}
 	if (s->sd->stopping && !s->txn && c.verb != VERB_QUIT) {
 		/* Shutting down: transactions already open may finish, nothing new starts. */
-		session_reply(s, 421, "4.3.2", "%s Service shutting down", s->sd->cfg->hostname);
+		session_reply(s, 421, "4.3.2", "%s Service shutting down", s->hostname);
 		return;
 	}
 	if ((k->flags & CMD_NEEDS_HELLO) && !s->helo) {
@@ -124,12 +125,12 @@ static void hello(struct session *s, const char *args, int esmtp)
 	s->esmtp = esmtp;
 	const struct config *cfg = s->sd->cfg;
 	if (!esmtp) {
-		session_reply(s, 250, NULL, "%s", cfg->hostname);
+		session_reply(s, 250, NULL, "%s", s->hostname);
 		return;
 	}
 	struct buf r;
 	buf_init(&r, 4096);
-	buf_appendf(&r, "%s\nPIPELINING\n", cfg->hostname);
+	buf_appendf(&r, "%s\nPIPELINING\n", s->hostname);
 	if (cfg->max_message_size > 0)
 		buf_appendf(&r, "SIZE %ld\n", cfg->max_message_size);
 	else
@@ -202,6 +203,23 @@ static enum sender_class classify_sender(struct session *s, const struct mailadd
 }
 
 /*
+ * Is addr the authenticated user?  A host alias names the same domain (L1), so
+ * demo@mail.example.test is the user who logged in as demo@example.test.
+ */
+int session_is_auth_user(const struct session *s, const char *addr)
+{
+	if (!s->auth_id)
+		return 0;
+	if (strcasecmp(addr, s->auth_id) == 0)
+		return 1;
+	const struct account *a = local_account(s->sd->tables, addr);
+	char canon[ADDR_TEXT_MAX];
+	if (!a || snprintf(canon, sizeof(canon), "%s@%s", a->name, a->domain) >= (int)sizeof(canon))
+		return 0;
+	return strcasecmp(canon, s->auth_id) == 0;
+}
+
+/*
  * R3 at MAIL time: the submission listener and the security levels decide whether
  * this client must authenticate first; an authenticated user's sender is checked
  * against the sender-trust mode.  Replies itself and returns 0 when refusing.
@@ -210,7 +228,7 @@ static int sender_allowed(struct session *s, const struct mailaddr *from, const 
 {
 	const struct config *c = s->sd->cfg;
 	if (s->auth_id) {
-		if (c->sender_trust != TRUST_AUTH_ID && strcasecmp(sender, s->auth_id) != 0) {
+		if (c->sender_trust != TRUST_AUTH_ID && !session_is_auth_user(s, sender)) {
 			log_info("session=%llu event=reject reason=sender_not_owned client=%s from=<%s> user=%s",
 			    (unsigned long long)s->id, s->client_addr, lq(sender), lq(s->auth_id));
 			session_reply(s, 553, "5.7.1", "<%s>: Sender address rejected: not owned by user %s", sender, s->auth_id);
@@ -274,6 +292,10 @@ static void add_rcpt(struct txn *t, const char *orig, const struct resolved *r, 
 		t->cap_rcpt = t->cap_rcpt ? t->cap_rcpt * 2 : 4;
 		t->rcpt = xreallocarray(t->rcpt, t->cap_rcpt, sizeof(*t->rcpt));
 	}
+	/* L1: the message may be as large as the most generous recipient domain allows (0 = no domain limit). */
+	long lim = r->domain ? r->domain->max_message_size : 0;
+	if (t->nrcpt == 0 || lim == 0 || (t->domain_size_limit != 0 && lim > t->domain_size_limit))
+		t->domain_size_limit = lim;
 	struct txn_rcpt *x = &t->rcpt[t->nrcpt++];
 	x->orig = xstrdup(orig);
 	x->dest = xstrdup(r->dest);
@@ -306,6 +328,10 @@ static void cmd_rcpt(struct session *s, const char *args)
 		return;
 	}
 	addr_format(&to, text, sizeof(text));
+	const struct domain_table *domains = &s->sd->tables->domains;
+	const struct domain *vd = to.domain[0] ? NULL : vhost_default_domain(domains, s->local_addr);
+	if (vd) /* a bare <Postmaster>: the postmaster of the virtual host the client reached (L1) */
+		snprintf(to.domain, sizeof(to.domain), "%s", vd->name);
 	struct resolved res[ALIAS_MAX_RESULTS];
 	size_t n = 0;
 	const char *why = NULL;
@@ -315,6 +341,8 @@ static void cmd_rcpt(struct session *s, const char *args)
 		session_reply(s, 451, "4.3.0", "<%s>: Error: alias expansion failed", text);
 		return;
 	}
+	/* L1: a domain bound to other local addresses (ip=) is not local on this one: only relay clients pass. */
+	int elsewhere = rr != RESOLVE_NOT_LOCAL && !vhost_domain_served(domains, to.domain, s->local_addr);
 	/* R4: the relay rules decide every recipient (tables I-V of the manual). */
 	char from[ADDR_TEXT_MAX];
 	addr_format(&s->txn->from, from, sizeof(from));
@@ -323,17 +351,22 @@ static void cmd_rcpt(struct session *s, const char *args)
 		.sender = from,
 		.sender_null = s->txn->from.is_null,
 		.sclass = s->txn->sclass,
-		.rclass = rr == RESOLVE_OK ? RCPT_CLASS_LOCAL_ACCOUNT :
+		.rclass = elsewhere ? RCPT_CLASS_EXTERNAL : rr == RESOLVE_OK ? RCPT_CLASS_LOCAL_ACCOUNT :
 		    rr == RESOLVE_UNKNOWN_USER ? RCPT_CLASS_LOCAL_NO_ACCOUNT : RCPT_CLASS_EXTERNAL,
 		.authenticated = s->auth_id != NULL,
 	};
 	struct relay_decision d;
 	relay_decide(s->sd->relay, &q, &d);
 	if (!d.allow || rr == RESOLVE_UNKNOWN_USER) {
+		int not_here = elsewhere && !d.allow;
 		log_info("session=%llu event=reject reason=%s client=%s from=<%s> to=<%s> table=%s rule=%d auth=%s",
-		    (unsigned long long)s->id, rr == RESOLVE_UNKNOWN_USER ? "unknown_user" : "relay", s->client_addr,
-		    lq(from), lq(text), d.table, d.rule ? d.rule->line : 0, s->auth_id ? lq(s->auth_id) : "-");
-		if (rr == RESOLVE_UNKNOWN_USER)
+		    (unsigned long long)s->id, not_here ? "not_served_here" : rr == RESOLVE_UNKNOWN_USER ? "unknown_user" :
+		    "relay", s->client_addr, lq(from), lq(text), d.table, d.rule ? d.rule->line : 0,
+		    s->auth_id ? lq(s->auth_id) : "-");
+		if (not_here)
+			session_reply(s, 550, "5.7.1", "<%s>: Recipient address rejected: domain not served on this address",
+			    text);
+		else if (rr == RESOLVE_UNKNOWN_USER)
 			session_reply(s, 550, "5.1.1", "<%s>: Recipient address rejected: User unknown", text);
 		else if (rr == RESOLVE_NOT_LOCAL)
 			session_reply(s, 550, "5.7.1", "<%s>: Relaying denied", text);
@@ -393,12 +426,13 @@ static int lookup_arg(struct session *s, const char *args, struct mailaddr *a)
 		return addr_parse_path(args, strlen(args), ADDR_ALLOW_UTF8, a, &used, &why);
 	if (strchr(args, '@'))
 		return addr_parse(args, ADDR_ALLOW_UTF8, a, &why);
-	/* A bare user name: look it up in the first local domain. */
-	if (*args == '\0' || s->sd->tables->domains.n == 0 || strlen(args) >= sizeof(a->local))
+	/* A bare user name: a user of the virtual host on this local address (L1, vhost.h). */
+	const struct domain *d = vhost_default_domain(&s->sd->tables->domains, s->local_addr);
+	if (*args == '\0' || d == NULL || strlen(args) >= sizeof(a->local))
 		return -1;
 	memset(a, 0, sizeof(*a));
 	snprintf(a->local, sizeof(a->local), "%s", args);
-	snprintf(a->domain, sizeof(a->domain), "%s", s->sd->tables->domains.v[0].name);
+	snprintf(a->domain, sizeof(a->domain), "%s", d->name);
 	return 0;
 }
 
@@ -415,6 +449,10 @@ static void vrfy_expn(struct session *s, const char *args, int expand)
 		return;
 	}
 	addr_format(&a, text, sizeof(text));
+	if (!vhost_domain_served(&s->sd->tables->domains, a.domain, s->local_addr)) {
+		session_reply(s, 550, "5.7.1", "<%s>: Recipient address rejected: domain not served on this address", text);
+		return;
+	}
 	struct resolved res[ALIAS_MAX_RESULTS];
 	size_t n = 0;
 	const char *why;

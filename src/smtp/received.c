@@ -121,7 +121,7 @@ void received_render(struct buf *out, const char *tmpl, const struct session *s,
 		else if (IS("client_addr")) buf_puts(out, s->client_addr);
 		else if (IS("client_port")) buf_puts(out, s->client_port);
 		else if (IS("local_addr")) buf_puts(out, s->local_addr);
-		else if (IS("hostname")) buf_puts(out, s->sd->cfg->hostname);
+		else if (IS("hostname")) buf_puts(out, s->hostname);
 		else if (IS("protocol")) buf_puts(out, protocol);
 		else if (IS("qid")) buf_puts(out, qid);
 		else if (IS("date")) buf_puts(out, date);

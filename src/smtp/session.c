@@ -23,6 +23,7 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "local/vhost.h"
 #include "policy/dnsbl.h"
 #include "queue/qfile.h"
 #include "smtp/smtpd.h"
@@ -236,7 +237,7 @@ void session_reply(struct session *s, int code, const char *enh, const char *fmt
 			log_info("session=%llu event=too_many_errors client=%s errors=%u",
 			    (unsigned long long)s->id, s->client_addr, s->errors);
 			char t2[300];
-			snprintf(t2, sizeof(t2), "%s Error: too many errors", s->sd->cfg->hostname);
+			snprintf(t2, sizeof(t2), "%s Error: too many errors", s->hostname);
 			reply_raw(s, 421, "4.7.0", t2, 1);
 			session_close_after_reply(s);
 		}
@@ -414,11 +415,11 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
 			 * may land without its 250: a duplicate when the client retries, never a loss.
 			 */
 			log_warnx("session=%llu event=queue_timeout client=%s", (unsigned long long)s->id, s->client_addr);
-			session_reply(s, 421, "4.3.0", "%s Error: queue not responding", s->sd->cfg->hostname);
+			session_reply(s, 421, "4.3.0", "%s Error: queue not responding", s->hostname);
 			return;
 		}
 		log_info("session=%llu event=timeout client=%s state=%d", (unsigned long long)s->id, s->client_addr, s->state);
-		session_reply(s, 421, "4.4.2", "%s Error: timeout exceeded", s->sd->cfg->hostname);
+		session_reply(s, 421, "4.4.2", "%s Error: timeout exceeded", s->hostname);
 		return;
 	}
 	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) {
@@ -464,8 +465,7 @@ void session_set_bev(struct session *s, struct bufferevent *bev)
 
 static void greet(struct session *s)
 {
-	struct smtpd *sd = s->sd;
-	session_reply(s, 220, NULL, "%s ESMTP Tsubame", sd->cfg->hostname);
+	session_reply(s, 220, NULL, "%s ESMTP Tsubame", s->hostname);
 	s->state = SS_COMMAND;
 	bufferevent_enable(s->bev, EV_READ);
 }
@@ -512,6 +512,8 @@ void session_start(struct smtpd *sd, int fd, const struct sockaddr *sa, socklen_
 	s->fd = fd;
 	snprintf(s->local_addr, sizeof(s->local_addr), "%s", lhost);
 	snprintf(s->local_port, sizeof(s->local_port), "%s", lport);
+	/* L1: a virtual host with its own address greets with its own name (docs/virtual-hosts.md). */
+	snprintf(s->hostname, sizeof(s->hostname), "%s", vhost_hostname(&sd->tables->domains, lhost, sd->cfg->hostname));
 	addr_text(sa, salen, s->client_addr, sizeof(s->client_addr), s->client_port, sizeof(s->client_port));
 	s->submission = l->submission;
 	if (l->addr.implicit_tls && sd->tls) {
@@ -544,13 +546,13 @@ void session_start(struct smtpd *sd, int fd, const struct sockaddr *sa, socklen_
 	    s->implicit_tls ? "implicit" : "no", s->submission ? "yes" : "no");
 
 	if (sd->stopping) {
-		session_reply(s, 421, "4.3.2", "%s Service shutting down", sd->cfg->hostname);
+		session_reply(s, 421, "4.3.2", "%s Service shutting down", s->hostname);
 		return;
 	}
 	if (sd->cfg->max_sessions > 0 && sd->nsessions > (size_t)sd->cfg->max_sessions) {
 		log_info("session=%llu event=too_many_sessions client=%s limit=%ld", (unsigned long long)s->id,
 		    s->client_addr, sd->cfg->max_sessions);
-		session_reply(s, 421, "4.7.0", "%s Error: too many connections", sd->cfg->hostname);
+		session_reply(s, 421, "4.7.0", "%s Error: too many connections", s->hostname);
 		return;
 	}
 	const struct config *cfg = sd->cfg;
@@ -569,7 +571,7 @@ void session_shutdown_idle(struct smtpd *sd)
 	for (s = TAILQ_FIRST(&sd->sessions); s; s = next) {
 		next = TAILQ_NEXT(s, entry);
 		if (s->state == SS_COMMAND && !s->txn)
-			session_reply(s, 421, "4.3.2", "%s Service shutting down", sd->cfg->hostname);
+			session_reply(s, 421, "4.3.2", "%s Service shutting down", s->hostname);
 		else if (s->state == SS_CLOSING)
 			continue;
 	}

@@ -107,6 +107,7 @@ struct txn {
 	struct dot_reader dot;
 	struct header_scan hs;
 	uint64_t content_len;         /* content bytes (excluding the Received: header we add) */
+	long domain_size_limit;       /* L1: largest max_message_size= among the recipients' domains; 0 = one has none */
 	uint64_t bdat_left;           /* bytes of the current BDAT chunk still to read */
 	uint64_t bdat_chunk;
 	int bdat_last;
@@ -127,6 +128,7 @@ struct session {
 	char client_port[8];
 	char local_addr[64];
 	char local_port[8];
+	char hostname[256];           /* greeting/EHLO name: hostname= of the virtual host on local_addr, else the global */
 	char *helo;                   /* NULL until HELO/EHLO */
 	int esmtp;
 	enum session_state state;
@@ -168,6 +170,8 @@ void session_destroy(struct session *s);
 
 /* commands.c: dispatch one complete command line */
 void commands_dispatch(struct session *s, char *line, size_t len);
+/* commands.c: 1 when addr names the authenticated user (host aliases count as the domain) */
+int session_is_auth_user(const struct session *s, const char *addr);
 /* cmd_auth.c */
 void cmd_auth(struct session *s, const char *args);
 void auth_continue(struct session *s, const char *line);

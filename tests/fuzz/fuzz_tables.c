@@ -2,7 +2,8 @@
  * fuzz_tables: the domains, accounts and aliases table parsers on arbitrary bytes.
  * Each input is parsed as all three table types (from memory, via fmemopen); the
  * first byte also picks an address to resolve through any aliases that loaded,
- * so the wildcard matcher and the chain expansion see fuzzed patterns too.
+ * so the wildcard matcher and the chain expansion see fuzzed patterns too, and
+ * a local address to look the domains up by (virtual hosts: ip=, hostname=).
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -13,6 +14,7 @@
 #include "local/accounts.h"
 #include "local/aliases.h"
 #include "local/domains.h"
+#include "local/vhost.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -52,8 +54,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		aliases_parse(&al, fp, "aliases", &errors);
 		fclose(fp);
 	}
-	for (size_t i = 0; i < d.n; i++)
+	static const char *const locals[] = { "127.0.0.1", "127.0.0.2", "::1", "::ffff:127.0.0.3", "garbage" };
+	const char *local = locals[size ? data[size - 1] % (sizeof(locals) / sizeof(locals[0])) : 0];
+	for (size_t i = 0; i < d.n; i++) {
 		(void)domains_find(&d, d.v[i].name);
+		if (!vhost_domain_served(&d, d.v[i].name, d.v[i].nips ? d.v[i].ips[0] : local))
+			__builtin_trap(); /* a domain is always served on its own first address */
+	}
+	const struct domain *vd = vhost_default_domain(&d, local);
+	if (vd && !vhost_serves(vd, local))
+		__builtin_trap();
+	(void)vhost_hostname(&d, local, "fallback.test");
 	struct alias_result out[ALIAS_MAX_RESULTS];
 	const char *why;
 	const char *addr = addrs[size ? data[0] % (sizeof(addrs) / sizeof(addrs[0])) : 0];

@@ -23,11 +23,11 @@ from tsubame_harness import (BIN, REPO, SANITIZER_MARKS, SAN_ENV, Session, clien
 PORTS = {"smtp": 2525, "smtps": 2465, "submission": 2587}
 
 
-def port_busy(port):
+def port_busy(port, host="127.0.0.1"):
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
-        s.bind(("127.0.0.1", port))
+        s.bind((host, port))
         return False
     except OSError:
         return True
@@ -75,6 +75,7 @@ class Example:
 @pytest.fixture(scope="module")
 def example(base_dir):
     busy = ["127.0.0.1:%d (%s)" % (p, n) for n, p in PORTS.items() if port_busy(p)]
+    busy += ["127.0.0.2:2525 (virtual host)"] if port_busy(PORTS["smtp"], "127.0.0.2") else []
     if busy:
         pytest.fail("the example configuration needs ports 2525, 2465 and 2587 on 127.0.0.1, but %s "
                     "%s already in use (is `make run` running? The suite can run in its own network namespace: "
@@ -226,3 +227,18 @@ def test_local_delivery(example):
                 pass
         time.sleep(0.05)
     assert found, "no delivery in %s (before: %d files)\n%s" % (example.run, before, example.log()[-2000:])
+
+
+def test_virtual_host_on_its_own_address(example):
+    # etc/example/domains: branch.test is bound to 127.0.0.2 and greets as mx.branch.test there.
+    with Session(PORTS["smtp"], host="127.0.0.2", timeout=10) as s:
+        assert s.greeting.startswith("220 mx.branch.test ESMTP"), s.greeting
+        s.ehlo()
+        s.expect("MAIL FROM:<someone@outside.test>", "250 2.1.0")
+        s.expect("RCPT TO:<postmaster@branch.test>", "250 2.1.5")
+        s.expect("RCPT TO:<postmaster@example.test>", "250 2.1.5")   # a shared domain
+    with Session(PORTS["smtp"], timeout=10) as s:
+        assert s.greeting.startswith("220 mx.example.test ESMTP"), s.greeting
+        s.ehlo()
+        s.expect("MAIL FROM:<someone@outside.test>", "250 2.1.0")
+        s.expect("RCPT TO:<postmaster@branch.test>", "550 5.7.1 <postmaster@branch.test>: Recipient address rejected")
