@@ -29,6 +29,26 @@ from dnslib import AAAA, MX, QTYPE, RCODE, RR, A, DNSRecord
 USER, PASSWORD = "tester", "s3cret"
 
 
+def bind_udp_tcp(host="127.0.0.1"):
+    """A UDP and a listening TCP socket on one port number free for both (a DNS server's pair);
+    the UDP pick may be taken on TCP by another test, so try again."""
+    for _ in range(100):
+        udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        udp.bind((host, 0))
+        port = udp.getsockname()[1]
+        tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            tcp.bind((host, port))
+        except OSError:
+            udp.close()
+            tcp.close()
+            continue
+        tcp.listen(16)
+        return udp, tcp, port
+    raise OSError("no port free for both UDP and TCP")
+
+
 class DnsServer:
     """zone: {name: [("MX", pref, host) | ("A", ip)]}; servfail: names answered SERVFAIL."""
 
@@ -36,22 +56,7 @@ class DnsServer:
         self.zone = {k.lower().rstrip("."): v for k, v in zone.items()}
         self.servfail = {s.lower().rstrip(".") for s in servfail}
         self.queries = []
-        # one port number free for both UDP and TCP (the UDP pick may be taken on TCP)
-        for _ in range(100):
-            self.udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-            self.udp.bind(("127.0.0.1", 0))
-            self.port = self.udp.getsockname()[1]
-            self.tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            self.tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
-                self.tcp.bind(("127.0.0.1", self.port))
-                break
-            except OSError:
-                self.udp.close()
-                self.tcp.close()
-        else:
-            raise OSError("no port free for both UDP and TCP")
-        self.tcp.listen(16)
+        self.udp, self.tcp, self.port = bind_udp_tcp()
         self.stopping = False
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()

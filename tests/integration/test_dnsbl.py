@@ -17,6 +17,7 @@ import time
 
 import pytest
 
+from delivery_peers import bind_udp_tcp
 from tsubame_harness import Daemon, finish, free_port
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -39,13 +40,7 @@ class DNSServer:
         self.mod, self.DNSRecord = mod, DNSRecord
         self.queries = collections.Counter()
         self.stop = threading.Event()
-        self.udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.udp.bind(("127.0.0.1", 0))
-        self.port = self.udp.getsockname()[1]
-        self.tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.tcp.bind(("127.0.0.1", self.port))
-        self.tcp.listen(16)
+        self.udp, self.tcp, self.port = bind_udp_tcp()
         self.udp.settimeout(0.1)
         self.tcp.settimeout(0.1)
         self.threads = [threading.Thread(target=self.serve_udp, daemon=True),
