@@ -280,6 +280,21 @@ def test_held_mail_waits_then_etrn_releases_it_once(etrn):
     etrn_cmd(etrn, "#dialup", expect="251 2.0.0 OK, no messages waiting for node #dialup")
 
 
+def test_only_the_held_recipients_of_a_message_wait(etrn):
+    sink = etrn.sinks["dialup"]
+    tok = token()
+    qid = send(etrn, ["mixed@dialup.test", "demo@example.test"], tok)
+    etrn.wait_for_token("demo@example.test", tok)
+    time.sleep(1.5)
+    lines = queued(etrn, qid)
+    assert len(lines) == 1 and "mixed@dialup.test(R)" in lines[0], lines
+    assert not in_sink(sink, tok)
+    etrn_cmd(etrn, "dialup.test", expect="253 2.0.0 OK, 1 pending messages for node dialup.test started")
+    sink.wait(lambda: in_sink(sink, tok))
+    assert in_sink(sink, tok)[0]["rcpts"] == ["TO:<mixed@dialup.test>"]
+    wait_for(lambda: not queued(etrn, qid), what="the message to leave the queue")
+
+
 def test_a_release_goes_out_once_then_the_mail_waits_again(etrn):
     """The customer's host refuses (450): the recipient stays queued, held, until the next ETRN."""
     sink = etrn.sinks["dialup"]
