@@ -22,7 +22,7 @@ chmod 755 "$RUN"
 sed "s|@RUN@|$RUN|g" etc/example/tsubamed.conf.in > "$RUN/tsubamed.conf"
 # Extra parameters for tests (e.g. a loopback DNS server), one "name = value" line.
 [ -n "${TSUBAME_EXAMPLE_EXTRA:-}" ] && printf '%s\n' "$TSUBAME_EXAMPLE_EXTRA" >> "$RUN/tsubamed.conf"
-for f in domains aliases received.tmpl relay; do
+for f in domains aliases received.tmpl relay hold; do
   [ -f "$RUN/$f" ] || cp "etc/example/$f" "$RUN/$f"
 done
 if [ ! -s "$RUN/tls/cert.pem" ]; then
@@ -61,6 +61,10 @@ cat <<MSG
   then look at it:
     ls $RUN/mail/example.test/demo/Maildir/new/
   Queue:  $CTL queue list
+
+  Dial-up demo (docs/etrn.md): mail to anyone@dialup.test is held until
+    printf 'EHLO me\r\nETRN dialup.test\r\nQUIT\r\n' | nc -C 127.0.0.1 2525
+  releases it to the customer's host, 127.0.0.1:2526 (e.g. python3 -m aiosmtpd -n -l 127.0.0.1:2526).
 
 MSG
 exec "$BIN/tsubamed" -c "$RUN/tsubamed.conf"

@@ -131,6 +131,11 @@ struct config {
 	long delay_warning_time;
 	int bounce_admin_copy;
 	char *postmaster_address;
+
+	/* E3: held domains and the ETRN server (docs/etrn.md) */
+	char *hold_file;
+	long hold_lifetime;
+	struct strlist etrn_clients;
 };
 
 /* Defaults only (no file). */

@@ -40,6 +40,7 @@
 
 #include "deliver/conncache.h"
 #include "deliver/gateway.h"
+#include "deliver/hold_route.h"
 #include "deliver/hosts.h"
 #include "deliver/route.h"
 #include "deliver/smarthost_auth.h"
@@ -67,6 +68,7 @@ struct routing {
 	struct hosts_table hosts;
 	struct gateway_table gateways;
 	struct smarthost_auth_table creds; /* per-account smart-host AUTH (loaded when enabled) */
+	struct hold_table hold;        /* E3: held domains' routes (hold_route.h) */
 	struct route_config rc;        /* points into gateways and the two hosts below */
 	char *smarthost_host, *forward_host;
 };
@@ -109,6 +111,7 @@ struct job {
 	struct smtp_txn txn;
 	int want_next_host, want_next_step;
 	int waiting;                   /* 1 while a resolver callback is outstanding */
+	const struct hold_entry *held; /* E3: the domain is held; its release goes to the customer only */
 };
 
 struct remote {
@@ -175,6 +178,7 @@ static void routing_unref(struct routing *rt)
 	hosts_free(&rt->hosts);
 	gateway_free(&rt->gateways);
 	smarthost_auth_free(&rt->creds);
+	hold_free(&rt->hold);
 	free(rt->smarthost_host);
 	free(rt->forward_host);
 	config_free(&rt->cfg);
@@ -203,6 +207,9 @@ static struct routing *routing_load(const char *path, struct buf *errors)
 		bad += smarthost_auth_load(&rt->creds, ap, errors);
 		free(ap);
 	}
+	char *holdp = config_path(cfg, cfg->hold_file);
+	bad += hold_load(&rt->hold, holdp, cfg->etrn_clients.v, cfg->etrn_clients.n, errors);
+	free(holdp);
 	route_config_defaults(&rt->rc);
 	rt->rc.mode = (enum route_mode)cfg->delivery_mode;
 	rt->rc.gateways = &rt->gateways;
@@ -487,7 +494,7 @@ static enum retry_class class_of(enum smtp_failure why, int code)
  */
 static const char *auth_detail(char *out, size_t n, const struct smtp_reply *rep)
 {
-	if (rep->code)
+	if (rep->code)   /* the peer's text is cut to fit: "%.400s" keeps -Wformat-truncation (CI=true) quiet */
 		snprintf(out, n, "AUTH refused: %d%s%.15s %.400s", rep->code, rep->enhanced[0] ? " " : "", rep->enhanced,
 		    rep->text);
 	else
@@ -756,8 +763,33 @@ static void add_target(struct job *j, const char *host, const char *ip, int fami
 	t->port = port;
 }
 
+/*
+ * E3: released mail of a held domain never comes back to us (RFC 1985: a new
+ * session to the customer).  Targets that are this server are dropped; with
+ * none left the recipients are deferred — they wait for the next ETRN.
+ */
+static int drop_self(struct job *j)
+{
+	size_t k = 0, n = j->ntargets;
+	for (size_t i = 0; i < n; i++)
+		if (!hold_is_self(&j->rt->cfg, j->targets[i].host, j->targets[i].ip, j->targets[i].port))
+			j->targets[k++] = j->targets[i];
+	j->ntargets = k;
+	if (n == 0 || k > 0)
+		return 0;
+	char text[1024];
+	snprintf(text, sizeof(text), "held domain %s: its route points at this server (%s[%s]:%u); give it route= in the "
+	    "hold table or a hosts table entry", j->domain, j->targets[0].host, j->targets[0].ip, j->targets[0].port);
+	log_warnx("qid=%s event=held_route_loop domain=%s detail=%s", j->qid, lq(j->domain), lq(text));
+	snprintf(j->tag, sizeof(j->tag), "%s", j->domain);
+	apply_all(j, ROUTE_OUT_CONN, RETRY_NOANSWER, "4.4.6", text);
+	return -1;
+}
+
 static void targets_ready(struct job *j)
 {
+	if (j->held && drop_self(j) < 0)
+		return advance(j);
 	if (j->ntargets == 0) {
 		apply_all(j, ROUTE_OUT_NO_ROUTE, RETRY_NOANSWER, "5.4.4", "no address for the route");
 		return advance(j);
@@ -780,8 +812,18 @@ static void on_mx(void *arg, const struct mx_result *res)
 		    mx_status_permanent(res->status) ? ROUTE_OUT_NO_ROUTE : ROUTE_OUT_CONN;
 		char text[300];
 		snprintf(text, sizeof(text), "%s: %s", s->kind == ROUTE_MX ? j->domain : s->host, mx_status_text(res->status));
+		char enh[16];
+		snprintf(enh, sizeof(enh), "%s", mx_status_code(res->status));
+		if (j->held && res->status != MX_NULLMX) {
+			/* E3: a held domain's route problem is the administrator's to fix: its mail waits (hold_lifetime). */
+			oc = ROUTE_OUT_CONN;
+			enh[0] = '4';
+			if (res->status == MX_SELF)
+				snprintf(text, sizeof(text), "held domain %s: its MX is this server; give it route= in the hold "
+				    "table or a hosts table entry", j->domain);
+		}
 		snprintf(j->tag, sizeof(j->tag), "%s", s->kind == ROUTE_MX ? j->domain : s->host);
-		apply_all(j, oc, RETRY_NOANSWER, mx_status_code(res->status), text);
+		apply_all(j, oc, RETRY_NOANSWER, enh, text);
 		return advance(j);
 	}
 	unsigned port = s->kind == ROUTE_MX ? (unsigned)j->rt->cfg.delivery_port : s->port;
@@ -871,7 +913,9 @@ void remote_deliver(struct remote *r, const char *qid, int fd, off_t off, off_t 
 		r->jobs->prev = j;
 	r->jobs = j;
 	r->njobs++;
-	if (route_plan(&j->rt->rc, domain, 0, &j->plan) < 0 || j->plan.n == 0) {
+	if ((j->held = hold_lookup(&j->rt->hold, domain)) != NULL)
+		hold_route_plan(&j->rt->rc, j->held, domain, &j->plan);   /* E3: the customer's host only */
+	else if (route_plan(&j->rt->rc, domain, 0, &j->plan) < 0 || j->plan.n == 0) {
 		snprintf(j->last_text, sizeof(j->last_text), "routing: %s", j->plan.error ? j->plan.error : "no route");
 		j->last_cls = RETRY_NOANSWER;
 		snprintf(j->last_enh, sizeof(j->last_enh), "4.3.5");

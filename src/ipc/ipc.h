@@ -40,6 +40,9 @@ enum ipc_type {
 	IPC_D_RESULT,        /* str qid, u32 idx, u32 status (enum deliver_status), u32 retry class, str enh, str text,
 	                        str remote MTA ("" for local), u32 reply code, u32 DSN passed on to the peer */
 	IPC_D_DONE,          /* str qid, u32 remote, str domain (the request's; "" for local ones) */
+	/* smtpd -> queue, and the answer (E3, queue/held.c) */
+	IPC_Q_ETRN,          /* u64 session, u32 node kind (enum hold_node_kind), str name, str client ip, str auth id */
+	IPC_Q_ETRN_RESULT,   /* u64 session, u32 status (enum etrn_status), u64 messages, str reason */
 };
 
 enum deliver_status { DELIVER_OK = 0, DELIVER_TEMPFAIL = 1, DELIVER_PERMFAIL = 2 };

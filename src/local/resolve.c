@@ -17,6 +17,9 @@ int local_tables_load(struct local_tables *t, const struct config *c, struct buf
 	int n = domains_load(&t->domains, dp, errors);
 	n += accounts_load(&t->accounts, ap, errors);
 	n += aliases_load(&t->aliases, lp, errors);
+	char *hp = config_path(c, c->hold_file);
+	n += hold_load(&t->hold, hp, c->etrn_clients.v, c->etrn_clients.n, errors);
+	free(hp);
 	free(dp);
 	free(ap);
 	free(lp);
@@ -28,6 +31,7 @@ void local_tables_free(struct local_tables *t)
 	domains_free(&t->domains);
 	accounts_free(&t->accounts);
 	aliases_free(&t->aliases);
+	hold_free(&t->hold);
 }
 
 static int split(const char *addr, char *local, size_t lsz, char *domain, size_t dsz)

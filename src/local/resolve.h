@@ -13,15 +13,17 @@
 #include "local/accounts.h"
 #include "local/aliases.h"
 #include "local/domains.h"
+#include "policy/holdtab.h"
 #include "smtp/address.h"
 
 struct local_tables {
 	struct domain_table domains;
 	struct account_table accounts;
 	struct alias_table aliases;
+	struct hold_table hold;        /* E3: held domains (policy/holdtab.h) */
 };
 
-/* Load the three tables named by the configuration; errors as file:line; returns their count. */
+/* Load the tables named by the configuration; errors as file:line; returns their count. */
 int local_tables_load(struct local_tables *t, const struct config *c, struct buf *errors);
 void local_tables_free(struct local_tables *t);
 

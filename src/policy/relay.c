@@ -668,7 +668,9 @@ enum rcpt_class relay_rcpt_class(const struct local_tables *t, const struct mail
 	enum resolve_result rr = local_resolve(t, rcpt, res, ALIAS_MAX_RESULTS, &n, &why);
 	free(res);
 	switch (rr) {
-	case RESOLVE_NOT_LOCAL: return RCPT_CLASS_EXTERNAL;
+	case RESOLVE_NOT_LOCAL:
+		/* E3: a held domain is ours to accept, like our own mailboxes (docs/etrn.md). */
+		return hold_lookup(&t->hold, rcpt->domain) ? RCPT_CLASS_LOCAL_ACCOUNT : RCPT_CLASS_EXTERNAL;
 	case RESOLVE_UNKNOWN_USER: return RCPT_CLASS_LOCAL_NO_ACCOUNT;
 	default: return RCPT_CLASS_LOCAL_ACCOUNT; /* an account or an alias; alias errors are the caller's (451) */
 	}

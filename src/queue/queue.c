@@ -22,6 +22,7 @@
 
 #include "local/reload.h"
 #include "deliver/remote.h"
+#include "queue/held.h"
 #include "queue/queue_ctl.h"
 #include "util/log.h"
 #include "util/signals.h"
@@ -140,6 +141,7 @@ static void msg_free(struct queue *q, struct qmsg *m)
 	free(m->code);
 	free(m->perm);
 	free(m->success);
+	free(m->released);
 	qenvelope_free(&m->env);
 	free(m);
 	q->nmessages--;
@@ -154,6 +156,10 @@ static int due_pending(const struct qmsg *m, long long now, long long *next)
 		const struct qrcpt *r = &m->env.rcpt[i];
 		if (r->state != RCPT_LOCAL && r->state != RCPT_REMOTE)
 			continue;
+		if (held_waiting(m, i)) {
+			held_wake(m, i, next);   /* E3: it waits for an ETRN, or for hold_lifetime */
+			continue;
+		}
 		if (r->state == RCPT_REMOTE && !LIST_EMPTY(&m->parked) && dest_is_parked(&m->parked, domain_of(r->dest)))
 			continue;   /* D1: it waits for a slot at its destination, not for a time */
 		if (r->next_try <= now)
@@ -195,6 +201,7 @@ void queue_admit(struct queue *q, const char *qid, int fd, struct qenvelope *env
 	m->enh = xcalloc(n, sizeof(char *));
 	m->mta = xcalloc(n, sizeof(char *));
 	m->code = xcalloc(n, sizeof(int));
+	m->released = xcalloc(n, 1);
 	m->timer = evtimer_new(q->base, on_retry, m);
 	TAILQ_INSERT_TAIL(&q->waiting, m, entry);
 	index_add(q, m);
@@ -284,7 +291,7 @@ static int send_batch(struct queue *q, struct qmsg *m, long long now, char state
 	uint32_t n = 0;
 	for (size_t i = 0; i < m->env.nrcpt && n < RCPTS_PER_REQUEST; i++) {
 		struct qrcpt *r = &m->env.rcpt[i];
-		if (sent[i] || r->state != state || r->next_try > now)
+		if (sent[i] || r->state != state || r->next_try > now || held_waiting(m, i))
 			continue;
 		if (remote && strcasecmp(domain_of(r->dest), domain) != 0)
 			continue;
@@ -297,6 +304,7 @@ static int send_batch(struct queue *q, struct qmsg *m, long long now, char state
 		ipc_put_u32(&p, r->notify);
 		ipc_put_str(&p, r->orcpt);
 		sent[i] = 1;
+		held_sent(m, i);
 		n++;
 	}
 	if (n > 0) {
@@ -327,7 +335,8 @@ static int send_requests(struct queue *q, struct qmsg *m, long long now)
 	int blocked = 0;
 	for (size_t i = 0; i < m->env.nrcpt; i++) {
 		struct qrcpt *r = &m->env.rcpt[i];
-		if (sent[i] || (r->state != RCPT_LOCAL && r->state != RCPT_REMOTE) || r->next_try > now)
+		if (sent[i] || (r->state != RCPT_LOCAL && r->state != RCPT_REMOTE) || r->next_try > now ||
+		    held_waiting(m, i))
 			continue;
 		if (send_batch(q, m, now, r->state, r->state == RCPT_REMOTE ? domain_of(r->dest) : NULL, sent) < 0)
 			blocked = 1;
@@ -462,8 +471,8 @@ static void notices(struct queue *q, struct qmsg *m, long long now)
 	unsigned char *pending = xcalloc(n ? n : 1, 1);
 	int any = 0;
 	for (size_t i = 0; i < n; i++)
-		if (m->env.rcpt[i].state == RCPT_LOCAL || m->env.rcpt[i].state == RCPT_REMOTE)
-			pending[i] = any = 1;
+		if ((m->env.rcpt[i].state == RCPT_LOCAL || m->env.rcpt[i].state == RCPT_REMOTE) && !held_domain(m, i))
+			pending[i] = any = 1;   /* E3: held mail waits by design: no delay warning for it */
 	if (any && delay_queue(q, m, pending) == 0) {
 		if (qfile_set_warned(m->fd, &m->env) < 0)
 			log_warn("qid=%s event=state_write_failed what=warned", m->qid);
@@ -478,6 +487,7 @@ static void finish_round(struct queue *q, struct qmsg *m)
 {
 	long long now = (long long)time(NULL);
 	int any_perm = 0;
+	held_round_end(m);
 	for (size_t i = 0; i < m->env.nrcpt; i++)
 		if (m->perm[i])
 			any_perm = 1;
@@ -510,8 +520,10 @@ static void finish_round(struct queue *q, struct qmsg *m)
 	int expired = 0;
 	for (size_t i = 0; i < m->env.nrcpt; i++) {
 		struct qrcpt *r = &m->env.rcpt[i];
-		if ((r->state == RCPT_LOCAL || r->state == RCPT_REMOTE) && r->attempts > 0 && r->next_try > now &&
-		    now - m->env.arrival > q->cfg->queue_lifetime) {
+		int pending = r->state == RCPT_LOCAL || r->state == RCPT_REMOTE;
+		/* E3: a held domain's recipient expires at hold_lifetime, tried or not (held.c). */
+		if (pending && (held_domain(m, i) ? held_expired(m, i, now) : r->attempts > 0 && r->next_try > now &&
+		    now - m->env.arrival > q->cfg->queue_lifetime)) {
 			m->perm[i] = 1;
 			free(m->enh[i]);
 			m->enh[i] = xstrdup("4.4.7");
@@ -573,6 +585,8 @@ static void remote_retry(struct queue *q, struct qmsg *m, uint32_t idx, uint32_t
 		why = "connection errors for too long";
 	else if (cls != RETRY_REFUSED && cls != RETRY_LINE && now - m->env.arrival >= c->retry_noanswer_period)
 		why = "no host answered for too long";
+	if (held_domain(m, idx))
+		why = NULL;   /* E3: a held recipient waits for the next ETRN, until hold_lifetime */
 	if (why) {
 		/* RFC 3464: a failed recipient carries a permanent status, even after temporary errors. */
 		if (m->enh[idx] && m->enh[idx][0] == '4')
@@ -702,6 +716,9 @@ static void on_smtpd_msg(struct ipc_channel *ch, struct ipc_msg *im, void *arg)
 			drop_incoming(q, in, 1);
 		return;
 	}
+	case IPC_Q_ETRN:
+		held_etrn(q, im);
+		return;
 	case IPC_Q_COMMIT: {
 		uint64_t session = ipc_get_u64(im);
 		const char *qid = ipc_get_str(im);

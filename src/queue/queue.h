@@ -45,6 +45,7 @@ struct qmsg {
 	int *code;                     /* its SMTP reply code, 0 when none */
 	struct dest_wait_list parked;  /* destinations whose slots this message waits for (D1) */
 	int woken;                     /* a freed slot was given to it: it goes before newer mail */
+	unsigned char *released;       /* E3: per recipient, HELD_RELEASED / HELD_INFLIGHT (held.c) */
 };
 
 struct incoming {

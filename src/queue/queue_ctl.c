@@ -40,6 +40,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "queue/held.h"
 #include "queue/qctl_proto.h"
 #include "queue/queue.h"
 #include "util/log.h"
@@ -71,10 +72,14 @@ static int is_pending(const struct qrcpt *r)
 	return r->state == RCPT_LOCAL || r->state == RCPT_REMOTE;
 }
 
-/* A pending recipient whose destination domain is domain (NULL: any); ASCII case-insensitive. */
-static int rcpt_matches(const struct qrcpt *r, const char *domain)
+/*
+ * A pending recipient whose destination domain is domain (NULL: any); ASCII
+ * case-insensitive.  Recipients of held domains wait for their ETRN: flush
+ * DOMAIN releases them through held_flush(), nothing else here touches them.
+ */
+static int rcpt_matches(const struct queue *q, const struct qrcpt *r, const char *domain)
 {
-	if (!is_pending(r))
+	if (!is_pending(r) || held_rcpt(q, r))
 		return 0;
 	if (!domain)
 		return 1;
@@ -86,18 +91,18 @@ static int rcpt_matches(const struct qrcpt *r, const char *domain)
 	return n == strlen(domain) && strncasecmp(d, domain, n) == 0;
 }
 
-static long long count_matching(const struct qenvelope *e, const char *domain)
+static long long count_matching(const struct queue *q, const struct qenvelope *e, const char *domain)
 {
 	long long n = 0;
 	for (size_t i = 0; i < e->nrcpt; i++)
-		n += rcpt_matches(&e->rcpt[i], domain);
+		n += rcpt_matches(q, &e->rcpt[i], domain);
 	return n;
 }
 
-static void due_now(struct qenvelope *e, const char *domain, long long now)
+static void due_now(const struct queue *q, struct qenvelope *e, const char *domain, long long now)
 {
 	for (size_t i = 0; i < e->nrcpt; i++)
-		if (rcpt_matches(&e->rcpt[i], domain) && e->rcpt[i].next_try > now)
+		if (rcpt_matches(q, &e->rcpt[i], domain) && e->rcpt[i].next_try > now)
 			e->rcpt[i].next_try = now;
 }
 
@@ -108,10 +113,10 @@ static void due_now(struct qenvelope *e, const char *domain, long long now)
  */
 static long long schedule_now(struct queue *q, struct qmsg *m, const char *domain, long long now)
 {
-	long long n = count_matching(&m->env, domain);
+	long long n = count_matching(q, &m->env, domain);
 	if (n == 0)
 		return 0;
-	due_now(&m->env, domain, now);
+	due_now(q, &m->env, domain, now);
 	if (m->inflight == 0 && !m->on_ready) {
 		evtimer_del(m->timer);
 		queue_make_ready(q, m);
@@ -147,8 +152,8 @@ static void admit_due(struct queue *q, const char *qid, int fd, struct qenvelope
     long long *rcpts)
 {
 	long long now = (long long)time(NULL);
-	*rcpts = count_matching(env, domain);
-	due_now(env, domain, now);
+	*rcpts = count_matching(q, env, domain);
+	due_now(q, env, domain, now);
 	queue_admit(q, qid, fd, env);
 }
 
@@ -192,7 +197,7 @@ static void claim_deferred(void *arg, const char *qid)
 	int fd = spool_open_file(&q->spool, SPOOL_DEFERRED, qid, O_RDWR);
 	if (fd < 0)
 		return; /* claimed by another node meanwhile */
-	if (qfile_parse(fd, &env, why, sizeof(why)) < 0 || count_matching(&env, cc->domain) == 0 ||
+	if (qfile_parse(fd, &env, why, sizeof(why)) < 0 || count_matching(q, &env, cc->domain) == 0 ||
 	    spool_claim(&q->spool, qid) < 0) {
 		qenvelope_free(&env);
 		close(fd);
@@ -237,6 +242,9 @@ static void cmd_flush(struct queue_ctl *c, const char *domain, long uid, struct 
 		}
 	}
 	free(v);
+	/* flush DOMAIN is also the administrator's ETRN for a held domain (docs/etrn.md). */
+	if (domain)
+		held_flush(q, domain, &messages, &rcpts);
 	queue_dispatch(q);
 	rep->count[QCTL_MESSAGES] = messages;
 	rep->count[QCTL_RECIPIENTS] = rcpts;

@@ -69,7 +69,7 @@ static const struct cmd table[] = {
 	{ VERB_TURN, 0, cmd_turn },
 	{ VERB_STARTTLS, CMD_LAST_IN_GROUP_TLS, cmd_starttls },
 	{ VERB_AUTH, CMD_NEEDS_HELLO, cmd_auth },
-	{ VERB_ETRN, 0, cmd_unimplemented },
+	{ VERB_ETRN, CMD_NEEDS_HELLO, cmd_etrn },   /* cmd_etrn.c */
 	{ VERB_ATRN, 0, cmd_unimplemented },
 };
 
@@ -146,7 +146,7 @@ static void hello(struct session *s, const char *args, int esmtp)
 				buf_appendf(&r, " %s", sasl_mech_name(m));
 		buf_puts(&r, "\n");
 	}
-	buf_puts(&r, "ENHANCEDSTATUSCODES\n8BITMIME\nDSN\nSMTPUTF8\nCHUNKING");
+	buf_puts(&r, "ETRN\nENHANCEDSTATUSCODES\n8BITMIME\nDSN\nSMTPUTF8\nCHUNKING");
 	session_reply_lines(s, 250, NULL, buf_cstr(&r));
 	buf_free(&r);
 }
@@ -352,7 +352,9 @@ static void cmd_rcpt(struct session *s, const char *args)
 		.sender_null = s->txn->from.is_null,
 		.sclass = s->txn->sclass,
 		.rclass = elsewhere ? RCPT_CLASS_EXTERNAL : rr == RESOLVE_OK ? RCPT_CLASS_LOCAL_ACCOUNT :
-		    rr == RESOLVE_UNKNOWN_USER ? RCPT_CLASS_LOCAL_NO_ACCOUNT : RCPT_CLASS_EXTERNAL,
+		    rr == RESOLVE_UNKNOWN_USER ? RCPT_CLASS_LOCAL_NO_ACCOUNT :
+		    /* E3: a held domain is ours to accept, like our own mailboxes (docs/etrn.md) */
+		    hold_lookup(&s->sd->tables->hold, to.domain) ? RCPT_CLASS_LOCAL_ACCOUNT : RCPT_CLASS_EXTERNAL,
 		.authenticated = s->auth_id != NULL,
 	};
 	struct relay_decision d;
@@ -484,13 +486,18 @@ static void cmd_expn(struct session *s, const char *args) { vrfy_expn(s, args, 1
 
 static void cmd_help(struct session *s, const char *args)
 {
-	session_reply(s, 214, "2.0.0", "Commands: HELO EHLO MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY EXPN HELP");
+	session_reply(s, 214, "2.0.0", "Commands: HELO EHLO MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY EXPN HELP ETRN");
 }
 
 static void cmd_turn(struct session *s, const char *args)
 {
-	/* R2: TURN hands the connection's direction to an unauthenticated peer: refused. */
-	session_reply(s, 502, "5.5.1", "Error: TURN is not supported");
+	/*
+	 * R2: TURN (RFC 821) would hand the mail waiting for whatever domain the
+	 * client claims to this very connection, with nothing to check the claim:
+	 * refused, always (RFC 1985 section 1, RFC 2645 section 1, seed 001).  ETRN
+	 * releases held mail safely: to the customer's own host, on a new connection.
+	 */
+	session_reply(s, 502, "5.7.0", "Error: TURN is not supported: it would hand mail to an unverified client; use ETRN");
 }
 
 static void cmd_unimplemented(struct session *s, const char *args)

@@ -91,6 +91,9 @@ static void on_queue_msg(struct ipc_channel *ch, struct ipc_msg *m, void *arg)
 		data_queue_committed(s, m->type == IPC_Q_COMMIT_OK, why);
 		return;
 	}
+	case IPC_Q_ETRN_RESULT:
+		etrn_queue_answered(sd, id, m);
+		return;
 	default:
 		log_warnx("event=ipc_unexpected type=%u peer=queue", m->type);
 		if (m->fd >= 0)

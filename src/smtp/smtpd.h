@@ -152,6 +152,7 @@ struct session {
 	int blocked;                  /* DNSBL listed: only QUIT is served */
 	int waiting_underlying;       /* closing: waiting for the plain layer under TLS to drain */
 	struct event *ev_destroy;     /* deferred free (schedule_destroy) */
+	char etrn_node[260];          /* ETRN waiting for the queue: the node as answered; "" otherwise */
 };
 
 
@@ -176,6 +177,9 @@ int session_is_auth_user(const struct session *s, const char *addr);
 void cmd_auth(struct session *s, const char *args);
 void auth_continue(struct session *s, const char *line);
 int auth_offered(const struct session *s);
+/* cmd_etrn.c: ETRN (RFC 1985) and the queue's answer (IPC_Q_ETRN_RESULT, after the session id) */
+void cmd_etrn(struct session *s, const char *args);
+void etrn_queue_answered(struct smtpd *sd, uint64_t id, struct ipc_msg *m);
 /* cmd_starttls.c */
 void cmd_starttls(struct session *s, const char *args);
 /* session.c: replace the session's bufferevent (STARTTLS) */

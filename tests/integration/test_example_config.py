@@ -242,3 +242,35 @@ def test_virtual_host_on_its_own_address(example):
         s.ehlo()
         s.expect("MAIL FROM:<someone@outside.test>", "250 2.1.0")
         s.expect("RCPT TO:<postmaster@branch.test>", "550 5.7.1 <postmaster@branch.test>: Recipient address rejected")
+
+
+def test_dialup_demo_held_until_etrn(example):
+    """The example holds mail for dialup.test; a client on 127.0.0.1 releases it with ETRN to 127.0.0.1:2526."""
+    from delivery_peers import Sink
+    tok = token()
+    sink = None if port_busy(2526) else Sink("127.0.0.1", 2526)
+    try:
+        with Session(PORTS["smtp"], timeout=10) as s:
+            r = s.ehlo()
+            assert "ETRN" in r.lines, r
+            s.expect("MAIL FROM:<someone@outside.test>", "250 2.1.0")
+            s.expect("RCPT TO:<customer@dialup.test>", "250 2.1.5")
+            s.expect("DATA", "354")
+            s.send("Subject: %s\r\n\r\nfor the dial-up customer\r\n.\r\n" % tok)
+            r = s.reply()
+            m = re.search(r"queued as (\S+)", r.text)
+            assert r.code == 250 and m, r
+            time.sleep(1.5)
+            assert "customer@dialup.test(R)" in example.ctl("queue", "list")
+            if sink:
+                assert not sink.messages, "held mail was delivered before the ETRN"
+            s.expect("ETRN dialup.test", "253 2.0.0 OK, 1 pending messages for node dialup.test started")
+            s.expect("QUIT", "221")
+        if sink:
+            msgs = sink.wait_messages(1)
+            assert tok.encode() in msgs[0]["data"], msgs
+        else:
+            example.ctl("queue", "delete", m.group(1))
+    finally:
+        if sink:
+            sink.stop()

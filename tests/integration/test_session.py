@@ -88,7 +88,7 @@ def test_rset_noop_help_quit(tsubame):
 def test_turn_and_unimplemented(tsubame):
     with tsubame.session() as s:
         s.ehlo()
-        s.expect("TURN", "502 5.5.1 Error: TURN is not supported")
+        s.expect("TURN", "502 5.7.0 Error: TURN is not supported")
         s.expect("XYZZY", "500 5.5.2 Error: command not recognized")
         s.expect("NOOP", "250 2.0.0")
 
