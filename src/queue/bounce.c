@@ -151,17 +151,16 @@ static const char *action_of(const struct notice *nt, const struct qmsg *m, size
 	return "failed";
 }
 
-static const char *status_of(const struct notice *nt, const struct qmsg *m, size_t i)
+/* RFC 3464 2.3.4: the class must match the action; a failure after temporary errors (4.4.7 expired) keeps its detail as 5.x.y. */
+static const char *status_of(const struct notice *nt, const struct qmsg *m, size_t i, char *out, size_t n)
 {
 	const char *enh = m->enh[i] && m->enh[i][0] ? m->enh[i] : NULL;
-	switch (nt->kind) {
-	case N_DELAYED:
-		return enh && enh[0] == '4' ? enh : "4.0.0";
-	case N_SUCCESS:
-		return enh && enh[0] == '2' ? enh : "2.0.0";
-	default:
-		return enh && enh[0] == '5' ? enh : "5.0.0";
-	}
+	char want = nt->kind == N_DELAYED ? '4' : nt->kind == N_SUCCESS ? '2' : '5';
+	if (!enh || (enh[0] != '2' && enh[0] != '4' && enh[0] != '5') || enh[1] != '.')
+		snprintf(out, n, "%c.0.0", want);
+	else
+		snprintf(out, n, "%c%s", want, enh + 1);
+	return out;
 }
 
 /* The per-recipient fields of message/delivery-status (RFC 3464 2.3). */
@@ -173,7 +172,8 @@ static void recipient_fields(const struct notice *nt, const struct qmsg *m, size
 		buf_appendf(out, "Original-Recipient: %s\r\n", r->orcpt);
 	else if (strcmp(r->orig, r->present) != 0)
 		buf_appendf(out, "Original-Recipient: rfc822; %s\r\n", r->orig);
-	buf_appendf(out, "Action: %s\r\nStatus: %s\r\n", action_of(nt, m, i), status_of(nt, m, i));
+	char status[32];
+	buf_appendf(out, "Action: %s\r\nStatus: %s\r\n", action_of(nt, m, i), status_of(nt, m, i, status, sizeof(status)));
 	if (m->mta[i] && m->mta[i][0]) {
 		char host[256];
 		mta_name(m->mta[i], host, sizeof(host));
