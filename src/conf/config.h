@@ -129,6 +129,17 @@ struct config {
 	long delay_warning_time;
 	int bounce_admin_copy;
 	char *postmaster_address;
+
+	/* E1, E2, E7: relay domains, backup MX, peer servers (docs/peers.md, docs/relay-domains.md) */
+	char *relay_domains_file;
+	char *peers_file;
+	struct strlist self_addresses;    /* more addresses that are us (NAT): an MX or peer there is us */
+	long verify_timeout;              /* seconds a RCPT waits for a recipient probe */
+	long verify_concurrency;          /* probes in flight at once */
+	long verify_cache_size;           /* probe results remembered */
+	long verify_positive_ttl;
+	long verify_negative_ttl;
+	long verify_tempfail_ttl;
 };
 
 /* Defaults only (no file). */
