@@ -17,6 +17,7 @@
 
 #include "local/maildir.h"
 #include "queue/qfile.h"
+#include "smtp/rcpt_elsewhere.h"
 #include "smtp/smtpd.h"
 #include "util/log.h"
 #include "util/xalloc.h"
@@ -263,7 +264,7 @@ static int over_quota(struct session *s, const struct resolved *r)
 	return 0;
 }
 
-static void add_rcpt(struct txn *t, const char *orig, const struct resolved *r, const struct rcpt_params *rp)
+void smtpd_add_rcpt(struct txn *t, const char *orig, const struct resolved *r, const struct rcpt_params *rp)
 {
 	/* Local destinations are canonical; a remote local part may be case-sensitive (RFC 5321 2.4). */
 	for (size_t i = 0; i < t->nrcpt; i++)
@@ -313,6 +314,9 @@ static void cmd_rcpt(struct session *s, const char *args)
 		session_reply(s, 451, "4.3.0", "<%s>: Error: alias expansion failed", text);
 		return;
 	}
+	/* E1/E2/E7: a relay domain, or a user on a peer server, is a destination we serve (rcpt_elsewhere.c). */
+	int elsewhere = (rr == RESOLVE_NOT_LOCAL || rr == RESOLVE_UNKNOWN_USER) && rcpt_elsewhere(s, &to, rr);
+	int unknown = rr == RESOLVE_UNKNOWN_USER && !elsewhere;
 	/* R4: the relay rules decide every recipient (tables I-V of the manual). */
 	char from[ADDR_TEXT_MAX];
 	addr_format(&s->txn->from, from, sizeof(from));
@@ -321,22 +325,26 @@ static void cmd_rcpt(struct session *s, const char *args)
 		.sender = from,
 		.sender_null = s->txn->from.is_null,
 		.sclass = s->txn->sclass,
-		.rclass = rr == RESOLVE_OK ? RCPT_CLASS_LOCAL_ACCOUNT :
+		.rclass = rr == RESOLVE_OK || elsewhere ? RCPT_CLASS_LOCAL_ACCOUNT :
 		    rr == RESOLVE_UNKNOWN_USER ? RCPT_CLASS_LOCAL_NO_ACCOUNT : RCPT_CLASS_EXTERNAL,
 		.authenticated = s->auth_id != NULL,
 	};
 	struct relay_decision d;
 	relay_decide(s->sd->relay, &q, &d);
-	if (!d.allow || rr == RESOLVE_UNKNOWN_USER) {
+	if (!d.allow || unknown) {
 		log_info("session=%llu event=reject reason=%s client=%s from=<%s> to=<%s> table=%s rule=%d auth=%s",
-		    (unsigned long long)s->id, rr == RESOLVE_UNKNOWN_USER ? "unknown_user" : "relay", s->client_addr,
+		    (unsigned long long)s->id, unknown ? "unknown_user" : "relay", s->client_addr,
 		    lq(from), lq(text), d.table, d.rule ? d.rule->line : 0, s->auth_id ? lq(s->auth_id) : "-");
-		if (rr == RESOLVE_UNKNOWN_USER)
+		if (unknown)
 			session_reply(s, 550, "5.1.1", "<%s>: Recipient address rejected: User unknown", text);
 		else if (rr == RESOLVE_NOT_LOCAL)
 			session_reply(s, 550, "5.7.1", "<%s>: Relaying denied", text);
 		else
 			session_reply(s, 550, "5.7.1", "<%s>: Access denied", text);
+		return;
+	}
+	if (elsewhere) {
+		rcpt_elsewhere_accept(s, &to, text, &rp);
 		return;
 	}
 	if (rr == RESOLVE_NOT_LOCAL) {
@@ -363,7 +371,7 @@ static void cmd_rcpt(struct session *s, const char *args)
 			return;
 		}
 	for (size_t i = 0; i < n; i++)
-		add_rcpt(s->txn, text, &res[i], &rp);
+		smtpd_add_rcpt(s->txn, text, &res[i], &rp);
 	session_reply(s, 250, "2.1.5", "Ok");
 }
 
