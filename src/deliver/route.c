@@ -8,7 +8,7 @@
  * Precedence, most specific first (docs/routing.md says why):
  *   0. a forced route "[IP]:PORT" (E7, a peer that has the user): that host only;
  *   1. a local domain, forward-all off: the local mailboxes (no steps);
- *   1b. a relay domain (E1, E2): its host, else a gateway table hit, else its MX;
+ *   1b. a relay domain (E1, E2): its host, else its MX (never a relay);
  *   2. a gateway table hit: that gateway only;
  *   3. forward-all on (local and remote domains alike): its gateway only;
  *   4. the delivery mode: direct MX / smart host / direct MX then smart host.
@@ -109,8 +109,10 @@ int route_plan(const struct route_config *c, const char *domain, int is_local, s
 	}
 	/*
 	 * 1b. E1/E2: a relay domain is served by its own server, found from its
-	 * line, the gateway table or its MX (minus us): the smart host would send
-	 * it straight back to an MX, and that may be us.
+	 * line or its MX (minus us; the hosts table first).  Not the smart host,
+	 * forward-all or the gateway table: a relay would send it straight back to
+	 * the domain's MX, and that may be us (a catch-all "*" gateway line would
+	 * do that to every backup-MX domain).
 	 */
 	const struct relay_domain *rd = relaydomains_find(c->relay_domains, domain);
 	if (rd != NULL && rd->host != NULL) {
@@ -124,7 +126,7 @@ int route_plan(const struct route_config *c, const char *domain, int is_local, s
 		s->on_5xx = c->bounce_on_mx_5xx ? ROUTE_5XX_BOUNCE : ROUTE_5XX_NEXT;
 		return 0;
 	}
-	if (rd != NULL && gateway_lookup(c->gateways, domain) == NULL) {
+	if (rd != NULL) {
 		add_direct(c, domain, p);
 		return 0;
 	}

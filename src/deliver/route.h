@@ -97,9 +97,9 @@ struct route_plan {
 /*
  * Where mail for domain goes.  Before everything else: a forced route
  * ("[IP]:PORT", nexthop.h) is that host only; after a local domain, a relay
- * domain (E1/E2) goes to its line's host, else to a gateway table hit, else to
- * its MX hosts (mx.c skips us and every MX not better than us): never to the
- * smart host or the forward-all gateway.  is_local: the domain is one of ours (local
+ * domain (E1/E2) goes to its line's host, else to its MX hosts (mx.c skips us
+ * and every MX not better than us): never to the smart host, the forward-all
+ * gateway or a gateway table line.  is_local: the domain is one of ours (local
  * accounts, L1).  Returns 0, or -1 with plan->error set when the configuration
  * cannot route it (smart host mode without a smart host, forward-all without a
  * gateway, an empty domain): the caller defers and logs; `tsubamed -n` should
