@@ -129,6 +129,8 @@ static void parse_line(struct table_lines *tl, char *line, void *ctx)
 			tablefile_err(tl, "%s \"%s\" (a peer is an IP address, as in the manual's Peer List)", why, f[i]);
 			return;
 		}
+		if (strncmp(a->ip, "::ffff:", 7) == 0 && strchr(a->ip + 7, '.'))
+			memmove(a->ip, a->ip + 7, strlen(a->ip + 7) + 1);   /* IPv4-mapped: the IPv4 peer it is */
 		for (size_t k = 0; k < e.npeers; k++)
 			if (strcmp(e.peers[k].ip, a->ip) == 0 && e.peers[k].port == a->port) {
 				tablefile_err(tl, "peer \"%s\" listed twice", f[i]);
