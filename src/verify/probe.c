@@ -43,12 +43,7 @@ struct probe {
 	int dsn;                   /* the server offered DSN in its EHLO reply */
 	int answered;              /* the callback ran: only QUIT is left */
 	int bad;                   /* refused at start: answered from the loop */
-	/* the reply being read */
-	int code;
-	int nlines;
-	char enh[16];
-	char first[256];
-	int ext_dsn;
+	struct probe_reply r;       /* the reply being read */
 };
 
 static const char *state_name(enum pstate s)
@@ -122,9 +117,9 @@ static void answer(struct probe *p, enum probe_result r, const char *why)
 	if (why) {
 		snprintf(a.text, sizeof(a.text), "%s", why);
 	} else {
-		a.code = p->code;
-		snprintf(a.enh, sizeof(a.enh), "%s", p->enh);
-		snprintf(a.text, sizeof(a.text), "%s", p->first);
+		a.code = p->r.code;
+		snprintf(a.enh, sizeof(a.enh), "%s", p->r.enh);
+		snprintf(a.text, sizeof(a.text), "%s", p->r.first);
 	}
 	p->answered = 1;
 	p->cb(p->arg, &a);
@@ -172,7 +167,7 @@ static void ask(struct probe *p)
 /* One complete reply (code, first line, enhanced code) in the current state. */
 static void on_reply(struct probe *p)
 {
-	int c = p->code, cls = c / 100;
+	int c = p->r.code, cls = c / 100;
 	switch (p->state) {
 	case P_GREETING:
 		if (cls != 2)
@@ -182,7 +177,7 @@ static void on_reply(struct probe *p)
 		return;
 	case P_EHLO:
 		if (cls == 2) {
-			p->dsn = p->ext_dsn;
+			p->dsn = p->r.dsn;
 			return ask(p);
 		}
 		if (cls == 5) {
@@ -223,40 +218,45 @@ static void on_reply(struct probe *p)
 	}
 }
 
-/* One reply line: "CCC-text" continues, "CCC text" or "CCC" ends.  0, or -1 when malformed. */
-static int take_line(struct probe *p, const char *line, size_t len, int *done)
+int probe_reply_line(struct probe_reply *r, const char *line, size_t len, int ehlo, int *done)
 {
 	*done = 0;
-	if (len < 3 || line[0] < '2' || line[0] > '5' || line[1] < '0' || line[1] > '9' || line[2] < '0' || line[2] > '9')
+	if (len < 3 || len > PROBE_LINE_MAX || memchr(line, '\0', len) || line[0] < '2' || line[0] > '5' ||
+	    line[1] < '0' || line[1] > '9' || line[2] < '0' || line[2] > '9')
 		return -1;
 	if (len > 3 && line[3] != ' ' && line[3] != '-')
 		return -1;
 	int code = (line[0] - '0') * 100 + (line[1] - '0') * 10 + (line[2] - '0');
-	if (p->nlines == 0) {
-		p->code = code;
-		p->enh[0] = '\0';
-		p->ext_dsn = 0;
-		const char *t = len > 4 ? line + 4 : "";
-		/* RFC 3463: class.subject.detail, first digit the same as the reply's. */
-		size_t k = strspn(t, "0123456789.");
-		if (k > 4 && k < sizeof(p->enh) && t[0] == line[0] && t[1] == '.') {
-			memcpy(p->enh, t, k);
-			p->enh[k] = '\0';
+	if (r->nlines == 0) {
+		r->code = code;
+		r->enh[0] = '\0';
+		r->dsn = 0;
+		const char *t = len > 4 ? line + 4 : line + len;
+		size_t rest = len > 4 ? len - 4 : 0;
+		/* RFC 3463: class.subject.detail, the class the same digit as the reply's. */
+		size_t k = 0;
+		while (k < rest && ((t[k] >= '0' && t[k] <= '9') || t[k] == '.'))
+			k++;
+		if (k > 4 && k < sizeof(r->enh) && t[0] == line[0] && t[1] == '.') {
+			memcpy(r->enh, t, k);
+			r->enh[k] = '\0';
 			t += k;
-			while (*t == ' ')
-				t++;
+			rest -= k;
+			while (rest > 0 && *t == ' ')
+				t++, rest--;
 		}
-		snprintf(p->first, sizeof(p->first), "%.*s", (int)(len - (size_t)(t - line)), t);
-	} else if (code != p->code) {
+		snprintf(r->first, sizeof(r->first), "%.*s", (int)(rest < sizeof(r->first) ? rest : sizeof(r->first) - 1), t);
+	} else if (code != r->code) {
 		return -1;
 	}
-	if (++p->nlines > PROBE_LINES_MAX)
+	if (++r->nlines > PROBE_LINES_MAX)
 		return -1;
-	if (p->state == P_EHLO && len >= 7 && (strncasecmp(line + 4, "DSN", 3) == 0) && (len == 7 || line[7] == ' '))
-		p->ext_dsn = 1;
+	/* RFC 3461 4: the DSN keyword in the EHLO reply. */
+	if (ehlo && len >= 7 && strncasecmp(line + 4, "DSN", 3) == 0 && (len == 7 || line[7] == ' '))
+		r->dsn = 1;
 	if (len == 3 || line[3] == ' ') {
 		*done = 1;
-		p->nlines = 0;
+		r->nlines = 0;
 	}
 	return 0;
 }
@@ -274,7 +274,7 @@ static void on_read(struct bufferevent *bev, void *arg)
 			return;
 		}
 		int done;
-		int bad = n > PROBE_LINE_MAX || memchr(line, '\0', n) != NULL || take_line(p, line, n, &done) < 0;
+		int bad = probe_reply_line(&p->r, line, n, p->state == P_EHLO, &done) < 0;
 		free(line);
 		if (bad) {
 			answer(p, PROBE_FAIL, "malformed reply");

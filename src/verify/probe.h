@@ -74,4 +74,21 @@ void probe_cancel(struct probe *p);
 
 const char *probe_result_name(enum probe_result r);
 
+/*
+ * The reply reader (exposed for tests and the fuzzer).  Feed it one line
+ * without its CRLF: "CCC-text" continues a reply, "CCC text" or "CCC" ends it
+ * (*done = 1; code, enh and first describe it, and the next line starts a new
+ * reply).  -1 for a line that is not a reply line, a continuation with another
+ * code, a NUL, a line over PROBE_LINE_MAX or a reply over PROBE_LINES_MAX
+ * lines.  ehlo: notice the DSN keyword (RFC 3461).  Start from a zeroed struct.
+ */
+struct probe_reply {
+	int code;
+	int nlines;            /* lines of the reply so far */
+	char enh[16];          /* RFC 3463 code of the first line, "" when none */
+	char first[256];       /* the first line's text after the codes (cut) */
+	int dsn;               /* the EHLO reply offered DSN */
+};
+int probe_reply_line(struct probe_reply *r, const char *line, size_t len, int ehlo, int *done);
+
 #endif
