@@ -41,6 +41,8 @@ struct probe {
 	struct bufferevent *bev;
 	struct event *timer;
 	int dsn;                   /* the server offered DSN in its EHLO reply */
+	int smtputf8;              /* ... and SMTPUTF8 */
+	int utf8;                  /* the address is not ASCII (RFC 6531) */
 	int answered;              /* the callback ran: only QUIT is left */
 	int bad;                   /* refused at start: answered from the loop */
 	struct probe_reply r;       /* the reply being read */
@@ -150,13 +152,21 @@ static void sendf(struct probe *p, const char *fmt, const char *arg)
 static void send_mail(struct probe *p)
 {
 	p->state = P_MAIL;
-	sendf(p, "MAIL FROM:<>%s\r\n", p->dsn ? " ENVID=" PROBE_ENVID : "");
+	if (p->utf8 && !p->smtputf8) {
+		/* RFC 6531 3.2: it cannot take this address at all; the delivery would fail with 5.6.7 too. */
+		answer(p, PROBE_UNKNOWN, "the server does not offer SMTPUTF8 for a non-ASCII address");
+		return;
+	}
+	struct evbuffer *out = bufferevent_get_output(p->bev);
+	evbuffer_add_printf(out, "MAIL FROM:<>%s%s\r\n", p->dsn ? " ENVID=" PROBE_ENVID : "",
+	    p->utf8 ? " SMTPUTF8" : "");
 }
 
 /* After the greeting and EHLO/HELO: the question itself. */
 static void ask(struct probe *p)
 {
-	if (p->method == PROBE_VRFY) {
+	/* A non-ASCII address is asked with RCPT only (VRFY would need its own SMTPUTF8 argument). */
+	if (p->method == PROBE_VRFY && !p->utf8) {
 		p->state = P_VRFY;
 		sendf(p, "VRFY <%s>\r\n", p->addr);
 	} else {
@@ -178,6 +188,7 @@ static void on_reply(struct probe *p)
 	case P_EHLO:
 		if (cls == 2) {
 			p->dsn = p->r.dsn;
+			p->smtputf8 = p->r.smtputf8;
 			return ask(p);
 		}
 		if (cls == 5) {
@@ -231,6 +242,7 @@ int probe_reply_line(struct probe_reply *r, const char *line, size_t len, int eh
 		r->code = code;
 		r->enh[0] = '\0';
 		r->dsn = 0;
+		r->smtputf8 = 0;
 		const char *t = len > 4 ? line + 4 : line + len;
 		size_t rest = len > 4 ? len - 4 : 0;
 		/* RFC 3463: class.subject.detail, the class the same digit as the reply's. */
@@ -254,6 +266,8 @@ int probe_reply_line(struct probe_reply *r, const char *line, size_t len, int eh
 	/* RFC 3461 4: the DSN keyword in the EHLO reply. */
 	if (ehlo && len >= 7 && strncasecmp(line + 4, "DSN", 3) == 0 && (len == 7 || line[7] == ' '))
 		r->dsn = 1;
+	if (ehlo && len >= 12 && strncasecmp(line + 4, "SMTPUTF8", 8) == 0 && (len == 12 || line[12] == ' '))
+		r->smtputf8 = 1;
 	if (len == 3 || line[3] == ' ') {
 		*done = 1;
 		r->nlines = 0;
@@ -341,6 +355,9 @@ struct probe *probe_start(struct event_base *base, const struct probe_params *pp
 	p->helo = xstrdup(pp->helo && pp->helo[0] ? pp->helo : "localhost");
 	p->addr = xstrdup(pp->addr ? pp->addr : "");
 	p->method = pp->method;
+	for (const unsigned char *c = (const unsigned char *)p->addr; *c; c++)
+		if (*c >= 0x80)
+			p->utf8 = 1;
 	p->timer = evtimer_new(base, on_timer, p);
 	if (strpbrk(p->addr, "\r\n") || strpbrk(p->helo, "\r\n") || p->addr[0] == '\0') {
 		/* Never inside probe_start: the answer comes from the loop. */

@@ -11,6 +11,9 @@
  *                5xx unknown, 4xx temporary;
  *   then QUIT.  No DATA is ever sent; the reply that decided is reported.
  *
+ * A non-ASCII address (RFC 6531) skips VRFY and goes with MAIL ... SMTPUTF8;
+ * a server without SMTPUTF8 cannot take it: PROBE_UNKNOWN, as delivery would fail.
+ *
  * ENVID=tsubame.probe is sent when the server offers DSN: a Tsubame server
  * receiving it never starts lookups of its own for that transaction, so two
  * peers can never probe each other in a circle (docs/peers.md, loop guard).
@@ -80,7 +83,7 @@ const char *probe_result_name(enum probe_result r);
  * (*done = 1; code, enh and first describe it, and the next line starts a new
  * reply).  -1 for a line that is not a reply line, a continuation with another
  * code, a NUL, a line over PROBE_LINE_MAX or a reply over PROBE_LINES_MAX
- * lines.  ehlo: notice the DSN keyword (RFC 3461).  Start from a zeroed struct.
+ * lines.  ehlo: notice the DSN and SMTPUTF8 keywords.  Start from a zeroed struct.
  */
 struct probe_reply {
 	int code;
@@ -88,6 +91,7 @@ struct probe_reply {
 	char enh[16];          /* RFC 3463 code of the first line, "" when none */
 	char first[256];       /* the first line's text after the codes (cut) */
 	int dsn;               /* the EHLO reply offered DSN */
+	int smtputf8;          /* ... and SMTPUTF8 */
 };
 int probe_reply_line(struct probe_reply *r, const char *line, size_t len, int ehlo, int *done);
 

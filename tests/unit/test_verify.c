@@ -102,6 +102,7 @@ static void test_reply_reader(void **state)
 		{ "250-sink.test|250-PIPELINING|250-DSN|250 8BITMIME", 1, 1, 250, 1, "", "sink.test" },
 		{ "250-sink.test|250-DSNX|250 SIZE", 1, 1, 250, 0, "", "sink.test" },
 		{ "250-sink.test|250 dsn", 1, 1, 250, 1, "", "sink.test" },
+		{ "250-sink.test|250-SMTPUTF8|250 DSN", 1, 1, 250, 1, "", "sink.test" },
 		{ "250-first", 1, 0, 250, 0, "", "first" },
 		{ "250-a|251 b", 0, 0, 0, 0, NULL, NULL },      /* the code changed */
 		{ "25", 0, 0, 0, 0, NULL, NULL },
@@ -127,6 +128,15 @@ static void test_reply_reader(void **state)
 		assert_int_equal(r.dsn, cases[i].dsn);
 		assert_string_equal(r.enh, cases[i].enh);
 		assert_string_equal(r.first, cases[i].first);
+	}
+	{
+		struct probe_reply u;
+		int d;
+		memset(&u, 0, sizeof(u));
+		assert_int_equal(probe_reply_line(&u, "250-x", 5, 1, &d), 0);
+		assert_int_equal(probe_reply_line(&u, "250 SMTPUTF8", 12, 1, &d), 0);
+		assert_int_equal(u.smtputf8, 1);
+		assert_int_equal(u.dsn, 0);
 	}
 	/* bounds: a NUL, an over-long line, too many lines */
 	struct probe_reply r;
@@ -244,6 +254,15 @@ static void test_probe_rcpt_fallback(void **state)
 	assert_string_equal(g.a.how, "rcpt");
 	assert_true(transcript_has(&s, "C: HELO probe.test"));
 	assert_true(transcript_has(&s, "C: MAIL FROM:<>\n"));
+	sink_stop(&s);
+
+	/* a non-ASCII address at a server without SMTPUTF8: it cannot take it (no VRFY, no RCPT sent) */
+	sink_start(&s, "vrfy");
+	g = probe_once(base, s.port, "j\xc3\xb6rg@corp.test", PROBE_VRFY, 5000);
+	assert_int_equal(g.a.result, PROBE_UNKNOWN);
+	assert_non_null(strstr(g.a.text, "SMTPUTF8"));
+	assert_false(transcript_has(&s, "C: VRFY"));
+	assert_false(transcript_has(&s, "C: RCPT"));
 	sink_stop(&s);
 	event_base_free(base);
 }
