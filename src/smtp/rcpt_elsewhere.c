@@ -269,6 +269,12 @@ static void on_answer(void *arg, const struct probe_answer *a, int cached)
 
 static void start_wait(struct session *s, struct rcpt_wait *w, enum probe_method m)
 {
+	if (w->n == 0) {
+		/* Nobody to ask (cannot happen: rcpt_elsewhere() saw a peer that is not us): never wait for nothing. */
+		session_reply(s, 550, "5.1.1", "<%s>: Recipient address rejected: User unknown", w->text);
+		free(w);
+		return;
+	}
 	w->s = s;
 	w->started_ms = now_ms();
 	w->pending = w->n;
