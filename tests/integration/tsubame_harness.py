@@ -425,7 +425,7 @@ class Daemon:
         chown_run_user(self.work)
         chown_run_user(self.mail)
         self.conf = os.path.join(self.etc, "tsubame.conf")
-        self.port = port or free_port()
+        self.port = port or free_port(host)
         self.params = {
             "hostname": HOSTNAME,
             "node_id": "n1",
