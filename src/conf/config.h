@@ -136,6 +136,16 @@ struct config {
 	char *hold_file;
 	long hold_lifetime;
 	struct strlist etrn_clients;
+	/* E1, E2, E7: relay domains, backup MX, peer servers (docs/peers.md, docs/relay-domains.md) */
+	char *relay_domains_file;
+	char *peers_file;
+	struct strlist self_addresses;    /* more addresses that are us (NAT): an MX or peer there is us */
+	long verify_timeout;              /* seconds a RCPT waits for a recipient probe */
+	long verify_concurrency;          /* probes in flight at once */
+	long verify_cache_size;           /* probe results remembered */
+	long verify_positive_ttl;
+	long verify_negative_ttl;
+	long verify_tempfail_ttl;
 };
 
 /* Defaults only (no file). */

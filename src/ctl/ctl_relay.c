@@ -17,6 +17,8 @@
 #include <string.h>
 
 #include "ctl/ctl_tables.h"
+#include "local/peers.h"
+#include "local/relaydomains.h"
 #include "local/resolve.h"
 #include "policy/relay.h"
 #include "smtp/address.h"
@@ -117,16 +119,26 @@ static int relay_check(struct ctl *c, int argc, char **argv)
 
 	struct local_tables t;
 	struct relay_rules r;
+	struct relay_domain_table rdt;
+	struct peer_table pt;
 	struct buf errors;
 	char *path = config_path(&c->cfg, c->cfg.relay_rules_file);
+	char *rdp = config_path(&c->cfg, c->cfg.relay_domains_file);
+	char *pp = config_path(&c->cfg, c->cfg.peers_file);
 	buf_init(&errors, 1 << 20);
 	int n = local_tables_load(&t, &c->cfg, &errors);
 	n += relay_load(&r, path, &errors);
+	n += relaydomains_load(&rdt, rdp, c->cfg.config_dir, 0, &errors);
+	n += peers_load(&pt, pp, &errors);
 	free(path);
+	free(rdp);
+	free(pp);
 	if (report_errors(&errors, n)) {
 		ctl_fail("%d error%s in the tables: the daemon would not load them", n, n == 1 ? "" : "s");
 		local_tables_free(&t);
 		relay_free(&r);
+		relaydomains_free(&rdt);
+		peers_free(&pt);
 		buf_free(&errors);
 		return 1;
 	}
@@ -142,12 +154,19 @@ static int relay_check(struct ctl *c, int argc, char **argv)
 		printf("reject: alias expansion failed (%s): the daemon answers 451 4.3.0\n", why ? why : "?");
 		goto out;
 	}
+	/* E1/E7 as smtpd sees them (rcpt_elsewhere.c): a relay domain, or a local domain with peers. */
+	const struct relay_domain *rd = rr == RESOLVE_NOT_LOCAL && !to.domain_is_literal ?
+	    relaydomains_find(&rdt, to.domain) : NULL;
+	const struct domain *ld = rr == RESOLVE_UNKNOWN_USER ? domains_find(&t.domains, to.domain) : NULL;
+	const struct peer_entry *pe = ld ? peers_find(&pt, ld->name) : NULL;
+	if (pe && peers_is_peer(pe, ip))
+		pe = NULL;   /* the loop guard: a peer's own sessions get no lookups */
 	struct relay_query q = {
 		.client_ip = ip,
 		.sender = sender,
 		.sender_null = from.is_null,
 		.sclass = relay_sender_class(&t, &from),
-		.rclass = rr == RESOLVE_OK ? RCPT_CLASS_LOCAL_ACCOUNT :
+		.rclass = rr == RESOLVE_OK || rd || pe ? RCPT_CLASS_LOCAL_ACCOUNT :
 		    rr == RESOLVE_UNKNOWN_USER ? RCPT_CLASS_LOCAL_NO_ACCOUNT : RCPT_CLASS_EXTERNAL,
 		.authenticated = auth,
 	};
@@ -166,6 +185,11 @@ static int relay_check(struct ctl *c, int argc, char **argv)
 	printf("client: %s\n", ip);
 	printf("sender: <%s> (%s)\n", sender, SENDER_CLASS_NAMES[q.sclass]);
 	printf("recipient: <%s> (%s)\n", rcpt, RCPT_CLASS_NAMES[q.rclass]);
+	if (rd)
+		printf("relay domain: %s%s, verify=%s (the address itself is checked at RCPT time)\n",
+		    rd->subdomains ? "." : "", rd->name, relay_verify_name(rd->verify));
+	if (pe)
+		printf("peers: %s has peers: accepted only if a peer has the user (asked at RCPT time)\n", pe->domain);
 	printf("authenticated: %s\n", auth ? "yes" : "no");
 	if (d.auth_waived)
 		printf("auth waived: yes (norelay,2: the security level does not demand AUTH from this client)\n");
@@ -173,6 +197,8 @@ static int relay_check(struct ctl *c, int argc, char **argv)
 out:
 	local_tables_free(&t);
 	relay_free(&r);
+	relaydomains_free(&rdt);
+	peers_free(&pt);
 	return rc;
 }
 

@@ -38,6 +38,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "conf/selfaddr.h"
 #include "deliver/conncache.h"
 #include "deliver/gateway.h"
 #include "deliver/hold_route.h"
@@ -47,6 +48,7 @@
 #include "deliver/smtp_client.h"
 #include "dns/dns.h"
 #include "dns/mx.h"
+#include "local/relaydomains.h"
 #include "queue/qid.h"
 #include "tls/tls_client.h"
 #include "util/log.h"
@@ -69,7 +71,8 @@ struct routing {
 	struct gateway_table gateways;
 	struct smarthost_auth_table creds; /* per-account smart-host AUTH (loaded when enabled) */
 	struct hold_table hold;        /* E3: held domains' routes (hold_route.h) */
-	struct route_config rc;        /* points into gateways and the two hosts below */
+	struct relay_domain_table relay_domains; /* E1/E2: where a relay domain's mail goes */
+	struct route_config rc;        /* points into gateways, relay_domains and the two hosts below */
 	char *smarthost_host, *forward_host;
 };
 
@@ -121,6 +124,7 @@ struct remote {
 	struct mx *mx;
 	SSL_CTX *tls;
 	struct conncache *cache;
+	struct selfaddr self;          /* E2: an MX host with one of these addresses is us */
 	struct job *jobs;
 	size_t njobs;
 	int closing;
@@ -179,6 +183,7 @@ static void routing_unref(struct routing *rt)
 	gateway_free(&rt->gateways);
 	smarthost_auth_free(&rt->creds);
 	hold_free(&rt->hold);
+	relaydomains_free(&rt->relay_domains);
 	free(rt->smarthost_host);
 	free(rt->forward_host);
 	config_free(&rt->cfg);
@@ -200,6 +205,9 @@ static struct routing *routing_load(const char *path, struct buf *errors)
 	char *gp = config_path(cfg, cfg->gateway_file);
 	bad += hosts_load(&rt->hosts, hp, errors);
 	bad += gateway_load(&rt->gateways, gp, errors);
+	char *rp = config_path(cfg, cfg->relay_domains_file);
+	bad += relaydomains_load(&rt->relay_domains, rp, cfg->config_dir, 0, errors);
+	free(rp);
 	free(hp);
 	free(gp);
 	if (cfg->smarthost_auth_per_account) {
@@ -213,6 +221,7 @@ static struct routing *routing_load(const char *path, struct buf *errors)
 	route_config_defaults(&rt->rc);
 	rt->rc.mode = (enum route_mode)cfg->delivery_mode;
 	rt->rc.gateways = &rt->gateways;
+	rt->rc.relay_domains = &rt->relay_domains;
 	rt->rc.forward_all = cfg->forward_all;
 	rt->rc.abort_on_rcpt_5xx = cfg->abort_on_rcpt_5xx;
 	rt->rc.bounce_on_mx_5xx = cfg->bounce_on_mx_5xx;
@@ -277,6 +286,10 @@ struct remote *remote_new(struct event_base *base, const struct config *cfg, str
 		const char *self[1] = { cfg->hostname };
 		mc.self_names = self;
 		mc.nself_names = 1;
+		/* E2: our listen addresses (every interface's for '*') and self_addresses: an MX there is us. */
+		selfaddr_collect(cfg, &r->self);
+		mc.self_addrs = (const char *const *)r->self.v;
+		mc.nself_addrs = r->self.n;
 		mc.hosts = &rt->hosts;
 		r->mx = mx_new(base, r->dns, &mc);
 	}
@@ -383,6 +396,7 @@ void remote_free(struct remote *r)
 	if (r->tls)
 		tls_client_context_free(r->tls);
 	routing_unref(r->rt);
+	selfaddr_free(&r->self);
 	free(r);
 }
 

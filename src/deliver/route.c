@@ -6,7 +6,9 @@
  * SMTPゲートウェイへ転送").  Pure logic: the caller does DNS and SMTP.
  *
  * Precedence, most specific first (docs/routing.md says why):
+ *   0. a forced route "[IP]:PORT" (E7, a peer that has the user): that host only;
  *   1. a local domain, forward-all off: the local mailboxes (no steps);
+ *   1b. a relay domain (E1, E2): its host, else its MX (never a relay);
  *   2. a gateway table hit: that gateway only;
  *   3. forward-all on (local and remote domains alike): its gateway only;
  *   4. the delivery mode: direct MX / smart host / direct MX then smart host.
@@ -17,6 +19,9 @@
 #include "deliver/route.h"
 
 #include <string.h>
+
+#include "deliver/nexthop.h"
+#include "local/relaydomains.h"
 
 void route_config_defaults(struct route_config *c)
 {
@@ -85,9 +90,44 @@ int route_plan(const struct route_config *c, const char *domain, int is_local, s
 	memset(p, 0, sizeof(*p));
 	if (domain == NULL || domain[0] == '\0')
 		return fail(p, "empty recipient domain");
+	/* 0. E7: the peer that has the user, and nothing else (a peer's 5xx is that user's answer). */
+	unsigned port;
+	if (nexthop_parse(domain, p->nexthop, sizeof(p->nexthop), NULL, &port) == 0) {
+		struct route_step *s = &p->step[p->n++];
+		s->kind = ROUTE_HOST;
+		s->source = ROUTE_SRC_PEER;
+		s->host = p->nexthop;
+		s->port = port;
+		s->abort_on_rcpt_5xx = c->abort_on_rcpt_5xx;
+		s->on_5xx = ROUTE_5XX_BOUNCE;
+		return 0;
+	}
 	/* 1. Our own domain stays here unless forward-all sends it on (seed 003: "内部ドメインへ宛てのメールを…転送"). */
 	if (is_local && !c->forward_all) {
 		p->local = 1;
+		return 0;
+	}
+	/*
+	 * 1b. E1/E2: a relay domain is served by its own server, found from its
+	 * line or its MX (minus us; the hosts table first).  Not the smart host,
+	 * forward-all or the gateway table: a relay would send it straight back to
+	 * the domain's MX, and that may be us (a catch-all "*" gateway line would
+	 * do that to every backup-MX domain).
+	 */
+	const struct relay_domain *rd = relaydomains_find(c->relay_domains, domain);
+	if (rd != NULL && rd->host != NULL) {
+		struct route_step *s = &p->step[p->n++];
+		s->kind = ROUTE_HOST;
+		s->source = ROUTE_SRC_RELAY_DOMAIN;
+		s->host = rd->host;
+		s->port = rd->port;
+		s->abort_on_rcpt_5xx = c->abort_on_rcpt_5xx;
+		/* The domain's own server: its 5xx means what an MX's means. */
+		s->on_5xx = c->bounce_on_mx_5xx ? ROUTE_5XX_BOUNCE : ROUTE_5XX_NEXT;
+		return 0;
+	}
+	if (rd != NULL) {
+		add_direct(c, domain, p);
 		return 0;
 	}
 	/* 2. The per-domain table: the most specific word about a domain. */
@@ -207,6 +247,8 @@ const char *route_source_name(enum route_source s)
 	case ROUTE_SRC_GATEWAY: return "gateway";
 	case ROUTE_SRC_FORWARD_ALL: return "forward-all";
 	case ROUTE_SRC_SMARTHOST: return "smarthost";
+	case ROUTE_SRC_RELAY_DOMAIN: return "relay-domain";
+	case ROUTE_SRC_PEER: return "peer";
 	}
 	return "?";
 }

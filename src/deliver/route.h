@@ -16,6 +16,8 @@
 
 #include "deliver/gateway.h"
 
+struct relay_domain_table;
+
 /* Seed 002 "メッセージの配信方法". */
 enum route_mode {
 	ROUTE_MODE_DIRECT = 0,         /* all outbound mail straight to the recipient's MX */
@@ -39,6 +41,7 @@ struct route_config {
 	const struct gateway_table *gateways;  /* may be NULL: no per-domain gateways */
 	int forward_all;                       /* "全受信メールをSMTPゲートウェイへ転送" */
 	struct route_relay forward_to;         /* its gateway; host unset = the smart host */
+	const struct relay_domain_table *relay_domains; /* E1/E2, may be NULL */
 	/* Seed 002's three 5xx options. */
 	int abort_on_rcpt_5xx;                 /* default 0 (the manual) */
 	int bounce_on_mx_5xx;                  /* default 1 (the manual) */
@@ -55,7 +58,11 @@ enum route_kind {
 };
 
 /* Which setting produced a step: for logs and the delivery detail log. */
-enum route_source { ROUTE_SRC_DIRECT = 0, ROUTE_SRC_GATEWAY, ROUTE_SRC_FORWARD_ALL, ROUTE_SRC_SMARTHOST };
+enum route_source {
+	ROUTE_SRC_DIRECT = 0, ROUTE_SRC_GATEWAY, ROUTE_SRC_FORWARD_ALL, ROUTE_SRC_SMARTHOST,
+	ROUTE_SRC_RELAY_DOMAIN,   /* E1: the host of the domain's relaydomains line */
+	ROUTE_SRC_PEER            /* E7: a forced route to the peer that has the user (nexthop.h) */
+};
 
 /* What a 5xx from this step's hosts means. */
 enum route_on5xx {
@@ -84,10 +91,15 @@ struct route_plan {
 	size_t n;
 	struct route_step step[ROUTE_STEPS_MAX];
 	const char *error;    /* why route_plan failed (a configuration error) */
+	char nexthop[46];     /* a forced route's address (step[0].host points here: do not copy a plan) */
 };
 
 /*
- * Where mail for domain goes.  is_local: the domain is one of ours (local
+ * Where mail for domain goes.  Before everything else: a forced route
+ * ("[IP]:PORT", nexthop.h) is that host only; after a local domain, a relay
+ * domain (E1/E2) goes to its line's host, else to its MX hosts (mx.c skips us
+ * and every MX not better than us): never to the smart host, the forward-all
+ * gateway or a gateway table line.  is_local: the domain is one of ours (local
  * accounts, L1).  Returns 0, or -1 with plan->error set when the configuration
  * cannot route it (smart host mode without a smart host, forward-all without a
  * gateway, an empty domain): the caller defers and logs; `tsubamed -n` should

@@ -35,6 +35,7 @@
 #include "queue/qctl_proto.h"
 #include "queue/queue.h"
 #include "queue/spool.h"
+#include "smtp/rcpt_elsewhere.h"
 #include "smtp/smtpd.h"
 #include "smtp/smtpd_main.h"
 #include "tls/tls.h"
@@ -93,6 +94,9 @@ int master_check(struct config *cfg, const char *path)
 	n += relay_load(&rr, rp, &errors);
 	relay_free(&rr);
 	free(rp);
+	struct elsewhere_tables et;
+	n += elsewhere_load(&et, cfg, &errors);
+	elsewhere_free(&et);
 	struct secret_table st;
 	char *sp = config_path(cfg, cfg->secrets_file);
 	n += secrets_load(&st, sp, &errors);

@@ -18,6 +18,7 @@
 #include "local/maildir.h"
 #include "local/vhost.h"
 #include "queue/qfile.h"
+#include "smtp/rcpt_elsewhere.h"
 #include "smtp/smtpd.h"
 #include "util/log.h"
 #include "util/xalloc.h"
@@ -281,7 +282,7 @@ static int over_quota(struct session *s, const struct resolved *r)
 	return 0;
 }
 
-static void add_rcpt(struct txn *t, const char *orig, const struct resolved *r, const struct rcpt_params *rp,
+void smtpd_add_rcpt(struct txn *t, const char *orig, const struct resolved *r, const struct rcpt_params *rp,
     int forward_all)
 {
 	/* Local destinations are canonical; a remote local part may be case-sensitive (RFC 5321 2.4). */
@@ -342,7 +343,11 @@ static void cmd_rcpt(struct session *s, const char *args)
 		return;
 	}
 	/* L1: a domain bound to other local addresses (ip=) is not local on this one: only relay clients pass. */
-	int elsewhere = rr != RESOLVE_NOT_LOCAL && !vhost_domain_served(domains, to.domain, s->local_addr);
+	int bound_elsewhere = rr != RESOLVE_NOT_LOCAL && !vhost_domain_served(domains, to.domain, s->local_addr);
+	/* E1/E2/E7: a relay domain, or a user on a peer server, is a destination we serve (rcpt_elsewhere.c). */
+	int elsewhere = !bound_elsewhere && (rr == RESOLVE_NOT_LOCAL || rr == RESOLVE_UNKNOWN_USER) &&
+	    rcpt_elsewhere(s, &to, rr);
+	int unknown = rr == RESOLVE_UNKNOWN_USER && !elsewhere;
 	/* R4: the relay rules decide every recipient (tables I-V of the manual). */
 	char from[ADDR_TEXT_MAX];
 	addr_format(&s->txn->from, from, sizeof(from));
@@ -351,7 +356,7 @@ static void cmd_rcpt(struct session *s, const char *args)
 		.sender = from,
 		.sender_null = s->txn->from.is_null,
 		.sclass = s->txn->sclass,
-		.rclass = elsewhere ? RCPT_CLASS_EXTERNAL : rr == RESOLVE_OK ? RCPT_CLASS_LOCAL_ACCOUNT :
+		.rclass = bound_elsewhere ? RCPT_CLASS_EXTERNAL : rr == RESOLVE_OK || elsewhere ? RCPT_CLASS_LOCAL_ACCOUNT :
 		    rr == RESOLVE_UNKNOWN_USER ? RCPT_CLASS_LOCAL_NO_ACCOUNT :
 		    /* E3: a held domain is ours to accept, like our own mailboxes (docs/etrn.md) */
 		    hold_lookup(&s->sd->tables->hold, to.domain) ? RCPT_CLASS_LOCAL_ACCOUNT : RCPT_CLASS_EXTERNAL,
@@ -359,21 +364,25 @@ static void cmd_rcpt(struct session *s, const char *args)
 	};
 	struct relay_decision d;
 	relay_decide(s->sd->relay, &q, &d);
-	if (!d.allow || rr == RESOLVE_UNKNOWN_USER) {
-		int not_here = elsewhere && !d.allow;
+	if (!d.allow || unknown) {
+		int not_here = bound_elsewhere && !d.allow;
 		log_info("session=%llu event=reject reason=%s client=%s from=<%s> to=<%s> table=%s rule=%d auth=%s",
-		    (unsigned long long)s->id, not_here ? "not_served_here" : rr == RESOLVE_UNKNOWN_USER ? "unknown_user" :
+		    (unsigned long long)s->id, not_here ? "not_served_here" : unknown ? "unknown_user" :
 		    "relay", s->client_addr, lq(from), lq(text), d.table, d.rule ? d.rule->line : 0,
 		    s->auth_id ? lq(s->auth_id) : "-");
 		if (not_here)
 			session_reply(s, 550, "5.7.1", "<%s>: Recipient address rejected: domain not served on this address",
 			    text);
-		else if (rr == RESOLVE_UNKNOWN_USER)
+		else if (unknown)
 			session_reply(s, 550, "5.1.1", "<%s>: Recipient address rejected: User unknown", text);
 		else if (rr == RESOLVE_NOT_LOCAL)
 			session_reply(s, 550, "5.7.1", "<%s>: Relaying denied", text);
 		else
 			session_reply(s, 550, "5.7.1", "<%s>: Access denied", text);
+		return;
+	}
+	if (elsewhere) {
+		rcpt_elsewhere_accept(s, &to, text, &rp);
 		return;
 	}
 	if (rr == RESOLVE_NOT_LOCAL) {
@@ -400,7 +409,7 @@ static void cmd_rcpt(struct session *s, const char *args)
 			return;
 		}
 	for (size_t i = 0; i < n; i++)
-		add_rcpt(s->txn, text, &res[i], &rp, s->sd->cfg->forward_all);
+		smtpd_add_rcpt(s->txn, text, &res[i], &rp, s->sd->cfg->forward_all);
 	session_reply(s, 250, "2.1.5", "Ok");
 }
 

@@ -26,6 +26,7 @@
 #include "local/vhost.h"
 #include "policy/dnsbl.h"
 #include "queue/qfile.h"
+#include "smtp/rcpt_elsewhere.h"
 #include "smtp/smtpd.h"
 #include "tls/tls.h"
 #include "util/log.h"
@@ -134,6 +135,7 @@ void session_destroy(struct session *s)
 	    (unsigned long long)s->id, s->client_addr, s->messages, s->errors,
 	    total + s->counts[VERB_UNKNOWN], buf_cstr(&counts));
 	buf_free(&counts);
+	rcpt_elsewhere_cancel(s);
 	session_txn_free(s);
 	TAILQ_REMOVE(&sd->sessions, s, entry);
 	index_del(sd, s);

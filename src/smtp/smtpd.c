@@ -21,11 +21,13 @@
 
 #include "dns/dns.h"
 #include "local/reload.h"
+#include "smtp/rcpt_elsewhere.h"
 #include "smtp/smtpd.h"
 #include "tls/tls.h"
 #include "util/log.h"
 #include "util/signals.h"
 #include "util/xalloc.h"
+#include "verify/verify.h"
 
 static void on_accept(evutil_socket_t fd, short what, void *arg)
 {
@@ -115,6 +117,7 @@ struct loaded {
 	struct relay_rules *relay;
 	struct secret_table *secrets;
 	char *tmpl;
+	struct elsewhere_tables *elsewhere;
 };
 
 static void loaded_free(struct loaded *l)
@@ -132,6 +135,10 @@ static void loaded_free(struct loaded *l)
 		free(l->secrets);
 	}
 	free(l->tmpl);
+	if (l->elsewhere) {
+		elsewhere_free(l->elsewhere);
+		free(l->elsewhere);
+	}
 	memset(l, 0, sizeof(*l));
 }
 
@@ -151,6 +158,8 @@ static int load_all(struct config *cfg, struct loaded *l, const char *path)
 		n += secrets_load(l->secrets, sp, &errors);
 		free(rp);
 		free(sp);
+		l->elsewhere = xcalloc(1, sizeof(*l->elsewhere));
+		n += elsewhere_load(l->elsewhere, cfg, &errors);
 	}
 	char **tmpl = &l->tmpl;
 	if (n == 0) {
@@ -179,7 +188,7 @@ static void on_sighup(evutil_socket_t sig, short what, void *arg)
 		return;
 	}
 	/* TLS settings and listeners need a restart; tables, rules and limits take effect now. */
-	struct loaded old = { sd->tables, sd->relay, sd->secrets, sd->received_template };
+	struct loaded old = { sd->tables, sd->relay, sd->secrets, sd->received_template, sd->elsewhere };
 	loaded_free(&old);
 	config_free(sd->cfg);
 	free(sd->cfg);
@@ -188,6 +197,9 @@ static void on_sighup(evutil_socket_t sig, short what, void *arg)
 	sd->relay = l.relay;
 	sd->secrets = l.secrets;
 	sd->received_template = l.tmpl;
+	sd->elsewhere = l.elsewhere;
+	/* Probe results may describe tables that just changed: forget them (and take the new limits). */
+	elsewhere_verifier_configure(sd->verifier, cfg);
 	if (cfg->dnsbl.n && !sd->dns) {
 		/* Block lists switched on by this reload; dns_servers changes need a restart. */
 		sd->dns = dns_new(sd->base, cfg->dns_servers.v, cfg->dns_servers.n, (int)cfg->dns_timeout * 1000);
@@ -244,11 +256,13 @@ int smtpd_main(struct config *cfg, int queue_fd, const int *listen_fds, const st
 	sd.relay = ld.relay;
 	sd.secrets = ld.secrets;
 	sd.received_template = ld.tmpl;
+	sd.elsewhere = ld.elsewhere;
 	TAILQ_INIT(&sd.sessions);
 	sd.base = event_base_new();
 	if (!sd.base)
 		fatalx("event=start_failed reason=event_base");
 	sd.tls = tls;
+	sd.verifier = elsewhere_verifier_new(sd.base, cfg);
 	if (cfg->dnsbl.n) {
 		sd.dns = dns_new(sd.base, cfg->dns_servers.v, cfg->dns_servers.n, (int)cfg->dns_timeout * 1000);
 		if (!sd.dns)
@@ -294,8 +308,9 @@ int smtpd_main(struct config *cfg, int queue_fd, const int *listen_fds, const st
 	event_free(sd.ev_sigint);
 	if (sd.dns)
 		dns_free(sd.dns);
+	verifier_free(sd.verifier);   /* after the sessions: they cancelled their requests */
 	event_base_free(sd.base);
-	struct loaded fin = { sd.tables, sd.relay, sd.secrets, sd.received_template };
+	struct loaded fin = { sd.tables, sd.relay, sd.secrets, sd.received_template, sd.elsewhere };
 	loaded_free(&fin);
 	/* the TLS context belongs to the master */
 	/* cfg may have been replaced by a reload: the master's copy is separate. */

@@ -32,6 +32,9 @@ struct bufferevent;
 struct session;
 struct dns;
 struct dnsbl_check;
+struct elsewhere_tables;
+struct verifier;
+struct rcpt_wait;
 typedef struct ssl_ctx_st SSL_CTX;
 
 /* Recent AUTH failures of one client address (R3: "limited per client address"). */
@@ -59,6 +62,8 @@ struct smtpd {
 	char *received_template;      /* template text */
 	SSL_CTX *tls;                 /* NULL when TLS is not configured */
 	struct dns *dns;              /* NULL when no DNSBL is configured */
+	struct elsewhere_tables *elsewhere; /* E1/E2/E7: relay domains, peers (rcpt_elsewhere.h) */
+	struct verifier *verifier;    /* recipient probes for them (src/verify/) */
 	struct auth_failures auth_fail[AUTH_FAILURE_SLOTS];
 	struct ipc_channel queue;
 	struct listener *listeners;
@@ -149,6 +154,7 @@ struct session {
 	struct event *auth_timer;     /* delays a failed AUTH's reply */
 	int auth_close;               /* close after the delayed 535 */
 	struct dnsbl_check *dnsbl;    /* greeting waits for it */
+	struct rcpt_wait *rcpt_wait;  /* a RCPT waits for a recipient probe (rcpt_elsewhere.c) */
 	int blocked;                  /* DNSBL listed: only QUIT is served */
 	int waiting_underlying;       /* closing: waiting for the plain layer under TLS to drain */
 	struct event *ev_destroy;     /* deferred free (schedule_destroy) */
@@ -173,6 +179,9 @@ void session_destroy(struct session *s);
 void commands_dispatch(struct session *s, char *line, size_t len);
 /* commands.c: 1 when addr names the authenticated user (host aliases count as the domain) */
 int session_is_auth_user(const struct session *s, const char *addr);
+/* commands.c: add an accepted recipient to the transaction (once per destination) */
+void smtpd_add_rcpt(struct txn *t, const char *orig, const struct resolved *r, const struct rcpt_params *rp,
+    int forward_all);
 /* cmd_auth.c */
 void cmd_auth(struct session *s, const char *args);
 void auth_continue(struct session *s, const char *line);

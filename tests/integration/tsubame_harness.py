@@ -410,8 +410,9 @@ def make_cert(folder, cn=HOSTNAME):
 
 class Daemon:
     def __init__(self, base, name="site", params=None, domains=DEFAULT_DOMAINS, accounts=DEFAULT_ACCOUNTS,
-                 aliases=DEFAULT_ALIASES, port=None):
+                 aliases=DEFAULT_ALIASES, port=None, host="127.0.0.1"):
         self.name = name
+        self.host = host          # the listen address (several sites may run on 127.0.0.x)
         self.root = os.path.join(base, "%s-%s" % (name, uuid.uuid4().hex[:6]))
         os.makedirs(self.root)
         os.chmod(self.root, 0o755)
@@ -424,13 +425,13 @@ class Daemon:
         chown_run_user(self.work)
         chown_run_user(self.mail)
         self.conf = os.path.join(self.etc, "tsubame.conf")
-        self.port = port or free_port()
+        self.port = port or free_port(host)
         self.params = {
             "hostname": HOSTNAME,
             "node_id": "n1",
             "work_dir": self.work,
             "user": RUN_USER,
-            "listen": "127.0.0.1:%d" % self.port,
+            "listen": "%s:%d" % (host, self.port),
             "max_message_size": "200000",
             "max_recipients": "5",
             "mailbox_path": self.mail + "/%DOMAIN%/%USERNAME%/Maildir",
@@ -561,7 +562,7 @@ class Daemon:
                 raise AssertionError("tsubamed exited with %s during start-up:\n%s" % (
                     self.proc.returncode, self.tail()))
             try:
-                s = Session(self.port, timeout=3.0)
+                s = Session(self.port, host=self.host, timeout=3.0)
             except (OSError, SessionClosed) as e:
                 last = e
                 time.sleep(0.05)
@@ -670,9 +671,10 @@ class Daemon:
 
     # -- SMTP ----------------------------------------------------------------
     def smtp(self, timeout=10):
-        return smtplib.SMTP("127.0.0.1", self.port, local_hostname="client.example", timeout=timeout)
+        return smtplib.SMTP(self.host, self.port, local_hostname="client.example", timeout=timeout)
 
     def session(self, timeout=10.0, port=None, **kw):
+        kw.setdefault("host", self.host)
         return Session(port or self.port, timeout=timeout, **kw)
 
     def send(self, rcpts, body, sender="sender@client.test", mail_opts=(), rcpt_opts=()):

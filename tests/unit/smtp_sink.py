@@ -6,7 +6,9 @@ usage: smtp_sink.py PORT MODES [DIR]
   MODES  comma-separated: accept (default behaviour), nopipelining, heloonly,
          size1000, starttls, implicittls, auth, dropmail, hangehlo, dataend5xx,
          closeafterdata (close the connection 0.3 s after the reply to the final dot),
-         rset421 (answer RSET with 421 and close: a peer that went away)
+         rset421 (answer RSET with 421 and close: a peer that went away),
+         vrfy (VRFY answered like RCPT: 250, 450 for "temp", 550 for "perm"), vrfy252 (VRFY
+         answered 252); without either VRFY gets 502
   DIR    where messages are saved (or $SINK_DIR): msg-N.eml holds the content
          after dot-unstuffing, env-N.txt the envelope, transcript.txt every
          command and reply (" [more]" marks a command read while the next
@@ -180,6 +182,15 @@ class Sink:
                 elif verb == "RSET":
                     mail_from, rcpts = None, []
                     await reply("250 2.0.0 ok")
+                elif verb == "VRFY" and "vrfy" in self.modes:
+                    if "temp" in arg:
+                        await reply("450 4.2.0 mailbox busy")
+                    elif "perm" in arg:
+                        await reply("550 5.1.1 no such user")
+                    else:
+                        await reply("250 2.1.5 " + arg)
+                elif verb == "VRFY" and "vrfy252" in self.modes:
+                    await reply("252 2.5.2 Cannot VRFY user, but will accept message")
                 elif verb == "NOOP":
                     await reply("250 2.0.0 ok")
                 elif verb == "QUIT":
