@@ -40,6 +40,11 @@ enum ipc_type {
 	IPC_D_RESULT,        /* str qid, u32 idx, u32 status (enum deliver_status), u32 retry class, str enh, str text,
 	                        str remote MTA ("" for local), u32 reply code, u32 DSN passed on to the peer */
 	IPC_D_DONE,          /* str qid, u32 remote, str domain (the request's; "" for local ones) */
+	/* queue -> deliver: a pull request (E4, src/queue/link.c -> src/deliver/etrn_job.c) */
+	IPC_D_ETRN,          /* u32 id, str server host[:port], u32 tls (enum etrn_tls), u32 n, n x str argument */
+	/* deliver -> queue */
+	IPC_D_ETRN_RESULT,   /* u32 id, u32 ran, u32 permanent, str detail, str peer, u32 offered, u32 tls,
+	                        u32 n, n x (u32 reply code (0 = none), str reply text) */
 };
 
 enum deliver_status { DELIVER_OK = 0, DELIVER_TEMPFAIL = 1, DELIVER_PERMFAIL = 2 };
