@@ -197,6 +197,8 @@ static void print_result(const struct qctl_request *rq, const struct qctl_reply 
 			printf("\n");
 		}
 		return;
+	case QCTL_LINK: /* tsubamectl link (ctl_link.c) */
+		return;
 	}
 }
 
