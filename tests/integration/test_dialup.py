@@ -337,6 +337,25 @@ def test_link_status_without_daemon_and_dialup_off(make_daemon, sink):
     d.start()   # the fixture stops it and checks that stop
 
 
+def test_link_up_again_and_dialup_turned_off(make_daemon, sink):
+    d = dialup_site(make_daemon, sink)
+    d.ctl("link", "up")
+    again = d.ctl("link", "up").out
+    assert again.startswith("link up (it was up: a new connection): 0 messages"), again
+    d.ctl("link", "down")
+    tok = token()
+    send(d, "x@far-away.test", tok)
+    time.sleep(1.5)
+    assert not sink_has(sink, tok)
+    # SIGHUP with dialup = no: what waited for the link goes now
+    d.params["dialup"] = "no"
+    d.write_conf()
+    d.ctl("reload")
+    assert sink.wait(lambda: sink_has(sink, tok), 10), d.log()[-3000:]
+    wait_log(d, r"event=queue_run reason=dialup_off messages=1 rcpts=1")
+    assert d.ctl("link", "status").out.startswith("dial-up: off")
+
+
 def test_queue_timer_retries_while_up(make_daemon, sink):
     # retry_interval is an hour: only the queue timer can bring a second attempt.
     d = dialup_site(make_daemon, sink, retry_interval="3600", queue_timer="2")
