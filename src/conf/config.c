@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "auth/sasl.h"
+#include "deliver/etrn_proto.h"
 #include "util/log.h"
 #include "util/xalloc.h"
 
@@ -225,6 +226,25 @@ static const struct param params[] = {
 	  "Send the administrator (postmaster_address) a copy of every bounce, headers only (the manual's 'send error mail to the administrator too')." },
 	{ "postmaster_address", P_STR, "", F(postmaster_address), 0, 0, NULL,
 	  "The administrator (the manual's administrator account): named in bounces, receives bounces that cannot be delivered and, with bounce_admin_copy, copies of bounces. Empty = postmaster@hostname." },
+	/* E4, E5: dial-up operation and pull requests (src/queue/link.c, docs/dialup.md) */
+	{ "dialup", P_BOOL, "no", F(dialup), 0, 1, NULL,
+	  "E5 dial-up operation: remote (SMTP) deliveries are made only while the link is up (tsubamectl link up|down, or link_check_command). While it is down, remote recipients wait in the queue: no attempt, no retry counting, no expiry, no bounce. When it comes up, every waiting remote recipient is sent at once, then the pull requests (etrn_server) go out. Local deliveries never wait. See docs/dialup.md." },
+	{ "link_check_command", P_STR, "", F(link_check_command), 0, 0, NULL,
+	  "With dialup: a command whose exit status says whether the link is up (0 = up, anything else = down), run with /bin/sh -c by the queue manager as the mail user every link_check_interval, stdin and output /dev/null, killed after link_check_timeout. A change in its answer brings the link up or down as tsubamectl link up|down does. Empty = only tsubamectl sets the link." },
+	{ "link_check_interval", P_TIME, "60", F(link_check_interval), 1, 86400, NULL,
+	  "Seconds between two runs of link_check_command." },
+	{ "link_check_timeout", P_TIME, "10", F(link_check_timeout), 1, 600, NULL,
+	  "Seconds link_check_command may run; then it is killed (with its process group) and the link state stays as it was." },
+	{ "queue_timer", P_TIME, "15m", F(queue_timer), 0, 86400, NULL,
+	  "With dialup, while the link is up: how often every waiting remote recipient is tried again (the manual's queue time: keep it shorter than the time the line stays up; its example is 15 minutes for a 20-minute connection). 0 = the retry timers only (retry_interval)." },
+	{ "link_hold_open", P_TIME, "20m", F(link_hold_open), 0, 86400, NULL,
+	  "With dialup: after the link comes up, how long the line is held open for the ISP to deliver what the pull requests released (Lotus Domino's time to keep the line open; IMail's example connection time is 20 minutes). tsubamectl link wait returns when it is over, and the main log then reports what arrived. 0 = no such window." },
+	{ "etrn_server", P_STR, "", F(etrn_server), 0, 0, NULL,
+	  "E4 pull requests: the ISP's mail server that holds our mail, host[:port] (port 25 by default; a name is looked up in hosts_file, then DNS). When the link comes up, after our mail was pushed, ETRN (RFC 1985) is sent there for every entry of etrn_domains. Empty = no pull requests." },
+	{ "etrn_domains", P_LIST, "", F(etrn_domains), 0, 0, NULL,
+	  "What the pull requests ask etrn_server for: a domain (site.example: mail for that host), @domain (the domain and its subdomains) or #queue (a queue name the ISP gave you), separated by spaces or commas." },
+	{ "etrn_tls", P_ENUM, "opportunistic", F(etrn_tls), 0, 0, smtp_tls_modes,
+	  "STARTTLS for the pull-request session with etrn_server: none; opportunistic (when offered; a failed handshake is retried in plaintext); mandatory (no ETRN without TLS). The certificate is not verified, as for smart hosts." },
 };
 #define NPARAMS (sizeof(params) / sizeof(params[0]))
 
@@ -538,6 +558,7 @@ static int finish(struct config *c, const char *path, struct buf *errors)
 		buf_appendf(errors, "%s: dns_servers: at most 3 servers\n", path);
 		problems++;
 	}
+	problems += etrn_config_check(c, path, errors);
 	return problems;
 }
 

@@ -146,6 +146,16 @@ struct config {
 	long verify_positive_ttl;
 	long verify_negative_ttl;
 	long verify_tempfail_ttl;
+	/* dial-up operation and pull requests (E4, E5; src/queue/link.c, docs/dialup.md) */
+	int dialup;                 /* remote deliveries only while the link is up */
+	char *link_check_command;   /* exit status 0 = link up; "" = tsubamectl link up|down only */
+	long link_check_interval;
+	long link_check_timeout;
+	long queue_timer;           /* seconds between queue runs while the link is up; 0 = off */
+	long link_hold_open;        /* seconds the line is held open after it came up */
+	char *etrn_server;          /* host[:port]; "" = no pull requests */
+	struct strlist etrn_domains;/* domain, @domain, #queue */
+	int etrn_tls;               /* enum smtp_tls_mode subset: none, opportunistic, mandatory */
 };
 
 /* Defaults only (no file). */

@@ -21,6 +21,12 @@ struct ctl {
 int ctl_queue(struct ctl *c, int argc, char **argv);    /* queue list|show|delete|flush|retry|hold|release */
 /* queue flush|retry|hold|release (argv[0] is the verb): asks the running queue manager; exit 3 when it is not running. */
 int ctl_queue_control(struct ctl *c, int argc, char **argv);
+/* One request line to the queue manager's control socket, its answer in out: length, -1 (message printed), -3 not running. */
+int ctl_queue_exchange(const struct ctl *c, const char *line, char *out, size_t outlen);
+/* link up|down|status|wait [SECONDS] (ctl_link.c): the dial-up link (E5). */
+int ctl_link(struct ctl *c, int argc, char **argv);
+/* etrn [options] HOST[:PORT] ARG... (ctl_etrn.c): ask a mail server for our queued mail (E4, RFC 1985). */
+int ctl_etrn(struct ctl *c, int argc, char **argv);
 int ctl_account(struct ctl *c, int argc, char **argv);  /* account add|del|passwd|list|show|import|export */
 int ctl_domain(struct ctl *c, int argc, char **argv);   /* domain add|set|del|list */
 /*

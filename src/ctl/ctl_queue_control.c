@@ -197,6 +197,8 @@ static void print_result(const struct qctl_request *rq, const struct qctl_reply 
 			printf("\n");
 		}
 		return;
+	case QCTL_LINK: /* tsubamectl link (ctl_link.c) */
+		return;
 	}
 }
 
@@ -245,4 +247,10 @@ int ctl_queue_control(struct ctl *c, int argc, char **argv)
 	}
 	print_result(&rq, &a);
 	return 0;
+}
+
+/* For the other commands that talk to the queue manager (ctl_link.c). */
+int ctl_queue_exchange(const struct ctl *c, const char *line, char *out, size_t outlen)
+{
+	return exchange(c, line, out, outlen);
 }

@@ -1,6 +1,6 @@
 /*
  * tsubamectl: the administrator's command (O2).
- *   tsubamectl [-c FILE] queue|account|domain|reload|check ...
+ *   tsubamectl [-c FILE] queue|account|domain|link|etrn|reload|check ...
  */
 #include <grp.h>
 #include <pwd.h>
@@ -31,6 +31,9 @@ static void usage(void)
 	    "  domain add|set|del|list ...\n"
 	    "  secret set|del|list ...       CRAM-MD5 secrets of accounts that opted in\n"
 	    "  relay check IP SENDER RECIPIENT [--auth] | block IP\n"
+	    "  link up|down|status | wait [SECONDS]   the dial-up link (dialup = yes)\n"
+	    "  etrn [--starttls] [--force] [--timeout S] HOST[:PORT] DOMAIN|@DOMAIN|#QUEUE...\n"
+	    "                 ask a mail server to send the mail it holds for us (ETRN)\n"
 	    "  check          check the configuration and tables (like tsubamed -n)\n"
 	    "  reload         ask the running daemon to reload\n");
 	exit(2);
@@ -129,6 +132,10 @@ int main(int argc, char **argv)
 	} else if (!strcmp(cmd, "relay")) {
 		rc = ctl_relay(&c, argc - i - 1, argv + i + 1);
 		fix_table_owner(&c);
+	} else if (!strcmp(cmd, "link")) {
+		rc = ctl_link(&c, argc - i - 1, argv + i + 1);
+	} else if (!strcmp(cmd, "etrn")) {
+		rc = ctl_etrn(&c, argc - i - 1, argv + i + 1);
 	} else if (!strcmp(cmd, "check")) {
 		rc = master_check(&c.cfg, path) ? 1 : 0;
 		if (!rc)

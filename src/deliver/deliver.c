@@ -20,6 +20,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "deliver/etrn_job.h"
 #include "deliver/remote.h"
 #include "local/reload.h"
 #include "queue/qfile.h"
@@ -50,6 +51,7 @@ struct deliver {
 	struct remote *remote;        /* NULL when it could not start: remote requests are deferred */
 	unsigned long long stamp;     /* tables_stamp() of the tables in use */
 	int stopping;                 /* closing the cached connections; no new remote jobs */
+	struct etrn_jobs *etrn;       /* pull requests in progress (E4) */
 };
 
 /*
@@ -210,6 +212,11 @@ static char *dsn_rcpt_params(uint32_t notify, const char *orcpt, const char *ori
 static void on_queue_msg(struct ipc_channel *ch, struct ipc_msg *m, void *arg)
 {
 	struct deliver *d = arg;
+	if (m->type == IPC_D_ETRN && m->fd < 0) {
+		if (!d->stopping)
+			etrn_jobs_request(d->etrn, d->cfg, m, &d->queue);
+		return;
+	}
 	if (m->type != IPC_D_DELIVER) {
 		log_warnx("event=ipc_unexpected type=%u peer=queue", m->type);
 		if (m->fd >= 0)
@@ -414,6 +421,7 @@ int deliver_main(struct config *cfg, int queue_fd, int index)
 	if (!d.remote)
 		log_warnx("event=remote_delivery_unavailable errors=%s", lq(buf_cstr(&errors)));
 	buf_free(&errors);
+	d.etrn = etrn_jobs_new(d.base);
 	ipc_channel_init(&d.queue, d.base, queue_fd, "queue", on_queue_msg, on_queue_close, &d);
 	d.queue.on_batch_end = on_batch_end;
 	d.ev_sighup = evsignal_new(d.base, SIGHUP, on_sighup, &d);
@@ -425,6 +433,7 @@ int deliver_main(struct config *cfg, int queue_fd, int index)
 	signals_unblock_lifecycle();
 	event_base_dispatch(d.base);
 	remote_free(d.remote);
+	etrn_jobs_free(d.etrn);
 	ipc_channel_close(&d.queue);
 	event_free(d.ev_sighup);
 	event_free(d.ev_sigterm);

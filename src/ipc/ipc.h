@@ -43,6 +43,11 @@ enum ipc_type {
 	/* smtpd -> queue, and the answer (E3, queue/held.c) */
 	IPC_Q_ETRN,          /* u64 session, u32 node kind (enum hold_node_kind), str name, str client ip, str auth id */
 	IPC_Q_ETRN_RESULT,   /* u64 session, u32 status (enum etrn_status), u64 messages, str reason */
+	/* queue -> deliver: a pull request (E4, src/queue/link.c -> src/deliver/etrn_job.c) */
+	IPC_D_ETRN,          /* u32 id, str server host[:port], u32 tls (enum etrn_tls), u32 n, n x str argument */
+	/* deliver -> queue */
+	IPC_D_ETRN_RESULT,   /* u32 id, u32 ran, u32 permanent, str detail, str peer, u32 offered, u32 tls,
+	                        u32 n, n x (u32 reply code (0 = none), str reply text) */
 };
 
 enum deliver_status { DELIVER_OK = 0, DELIVER_TEMPFAIL = 1, DELIVER_PERMFAIL = 2 };

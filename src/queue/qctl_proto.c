@@ -9,14 +9,22 @@
 #include <stdio.h>
 #include <string.h>
 
-static const char *const cmd_names[] = { NULL, "flush", "retry", "hold", "release" };
+static const char *const cmd_names[] = { NULL, "flush", "retry", "hold", "release", "link" };
+
+static const char *const link_ops[] = { NULL, "up", "down", "status" };
 
 static const char *const counter_names[QCTL_NCOUNTERS] = { "messages", "recipients", "held", "pending", "already",
-	"released", "cancelled" };
+	"released", "cancelled", "dialup", "up", "since", "by", "window", "received", "delivered", "sent", "waiting",
+	"etrn_ok", "etrn_failed", "etrn_pending", "check" };
 
 const char *qctl_cmd_name(enum qctl_cmd c)
 {
-	return c >= QCTL_FLUSH && c <= QCTL_RELEASE ? cmd_names[c] : "?";
+	return c >= QCTL_FLUSH && c <= QCTL_CMD_LAST ? cmd_names[c] : "?";
+}
+
+const char *qctl_link_op_name(enum qctl_link_op o)
+{
+	return o >= QCTL_LINK_UP && o <= QCTL_LINK_STATUS ? link_ops[o] : "?";
 }
 
 const char *qctl_counter_name(enum qctl_counter c)
@@ -139,7 +147,7 @@ int qctl_request_parse(const char *line, size_t len, struct qctl_request *r, cha
 	const char *arg = sp ? sp + 1 : NULL;
 	size_t alen = sp ? len - vlen - 1 : 0;
 	int cmd = 0;
-	for (int c = QCTL_FLUSH; c <= QCTL_RELEASE; c++)
+	for (int c = QCTL_FLUSH; c <= QCTL_CMD_LAST; c++)
 		if (strlen(cmd_names[c]) == vlen && memcmp(line, cmd_names[c], vlen) == 0)
 			cmd = c;
 	if (cmd == 0) {
@@ -165,6 +173,15 @@ int qctl_request_parse(const char *line, size_t len, struct qctl_request *r, cha
 		r->domain[dlen] = '\0';
 		return 0;
 	}
+	if (cmd == QCTL_LINK) {
+		for (int o = QCTL_LINK_UP; o <= QCTL_LINK_STATUS; o++)
+			if (arg && strlen(link_ops[o]) == alen && memcmp(arg, link_ops[o], alen) == 0) {
+				r->link = (enum qctl_link_op)o;
+				return 0;
+			}
+		set_why(why, whylen, arg ? "link takes up, down or status" : "up, down or status missing");
+		return -1;
+	}
 	if (!arg) {
 		set_why(why, whylen, cmd == QCTL_RETRY ? "queue id missing" : "queue id or ALL missing");
 		return -1;
@@ -189,7 +206,8 @@ int qctl_request_parse(const char *line, size_t len, struct qctl_request *r, cha
 
 int qctl_request_format(const struct qctl_request *r, char *out, size_t outlen)
 {
-	const char *arg = r->cmd == QCTL_FLUSH ? r->domain : r->all ? "ALL" : r->qid;
+	const char *arg = r->cmd == QCTL_FLUSH ? r->domain : r->cmd == QCTL_LINK ? qctl_link_op_name(r->link) :
+	    r->all ? "ALL" : r->qid;
 	int n = snprintf(out, outlen, "%s%s%s\n", qctl_cmd_name(r->cmd), arg[0] ? " " : "", arg);
 	return n < 0 || (size_t)n >= outlen ? -1 : n;
 }

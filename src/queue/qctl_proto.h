@@ -10,6 +10,7 @@
  *   retry QID             the pending recipients of one message are due now
  *   hold QID | hold ALL   stop scheduling; the file moves to queue/hold/
  *   release QID | ALL     back from queue/hold/, due now
+ *   link up|down|status   dial-up link state (src/queue/link.c, docs/dialup.md)
  *
  * Verbs are lower case, "ALL" upper case (as postsuper wants it: a typo never
  * means everything).  QID must have the shape of a qid (qid_valid), DOMAIN
@@ -40,13 +41,18 @@
 #define QCTL_DOMAIN_MAX 253         /* RFC 1035 2.3.4, without the trailing dot */
 #define QCTL_COUNT_MAX 999999999999LL
 
-enum qctl_cmd { QCTL_FLUSH = 1, QCTL_RETRY, QCTL_HOLD, QCTL_RELEASE };
+enum qctl_cmd { QCTL_FLUSH = 1, QCTL_RETRY, QCTL_HOLD, QCTL_RELEASE, QCTL_LINK };
+#define QCTL_CMD_LAST QCTL_LINK
+
+/* link's argument */
+enum qctl_link_op { QCTL_LINK_UP = 1, QCTL_LINK_DOWN, QCTL_LINK_STATUS };
 
 struct qctl_request {
 	enum qctl_cmd cmd;
 	int all;                              /* hold ALL / release ALL */
 	char qid[QID_MAX];                    /* retry, hold, release (not ALL) */
 	char domain[QCTL_DOMAIN_MAX + 1];     /* flush: "" = every domain; no trailing dot */
+	enum qctl_link_op link;               /* link: up, down or status (0 for other commands) */
 };
 
 /* The answer's counters; -1 = not in the answer. */
@@ -58,6 +64,20 @@ enum qctl_counter {
 	QCTL_ALREADY,     /* already held */
 	QCTL_RELEASED,    /* messages moved out of hold/ */
 	QCTL_CANCELLED,   /* pending holds cancelled by release */
+	/* link (src/queue/link.c) */
+	QCTL_DIALUP,      /* 1: dialup = yes */
+	QCTL_UP,          /* 1: the link is up */
+	QCTL_SINCE,       /* unix time of the last change (0: never changed) */
+	QCTL_BY,          /* who changed it last: enum link_by */
+	QCTL_WINDOW,      /* seconds left of the hold-open window (0: none open) */
+	QCTL_RECEIVED,    /* messages received during the (last) window */
+	QCTL_DELIVERED,   /* recipients delivered to local mailboxes during it */
+	QCTL_SENT,        /* remote recipients sent during it */
+	QCTL_WAITING,     /* remote recipients waiting in the queue now */
+	QCTL_ETRN_OK,     /* pull requests (ETRN arguments) accepted since the link came up */
+	QCTL_ETRN_FAILED, /* ... refused or given up on */
+	QCTL_ETRN_PENDING,/* ... still to be sent or retried */
+	QCTL_CHECK,       /* link_check_command's last answer: 1 up, 0 down (absent: none yet) */
 	QCTL_NCOUNTERS
 };
 
@@ -75,6 +95,7 @@ int qctl_request_format(const struct qctl_request *r, char *out, size_t outlen);
 /* A domain name as flush accepts it: LDH or UTF-8 labels of 1-63 bytes, or an address literal. */
 int qctl_domain_valid(const char *s, size_t len);
 const char *qctl_cmd_name(enum qctl_cmd c);
+const char *qctl_link_op_name(enum qctl_link_op o);
 
 const char *qctl_counter_name(enum qctl_counter c);
 /* Parse an answer (the whole of what was read, LF included).  0 or -1. */

@@ -23,6 +23,7 @@
 #include "local/reload.h"
 #include "deliver/remote.h"
 #include "queue/held.h"
+#include "queue/link.h"
 #include "queue/queue_ctl.h"
 #include "util/log.h"
 #include "util/signals.h"
@@ -151,11 +152,14 @@ static void msg_free(struct queue *q, struct qmsg *m)
 static int due_pending(const struct qmsg *m, long long now, long long *next)
 {
 	int due = 0;
+	int held = link_holds_remote(m->q);
 	*next = 0;
 	for (size_t i = 0; i < m->env.nrcpt; i++) {
 		const struct qrcpt *r = &m->env.rcpt[i];
 		if (r->state != RCPT_LOCAL && r->state != RCPT_REMOTE)
 			continue;
+		if (r->state == RCPT_REMOTE && held)
+			continue;   /* E5: it waits for the link, not for a time (link.c wakes it) */
 		if (held_waiting(m, i)) {
 			held_wake(m, i, next);   /* E3: it waits for an ETRN, or for hold_lifetime */
 			continue;
@@ -333,11 +337,14 @@ static int send_requests(struct queue *q, struct qmsg *m, long long now)
 {
 	unsigned char *sent = xcalloc(m->env.nrcpt ? m->env.nrcpt : 1, 1);
 	int blocked = 0;
+	int held = link_holds_remote(q);
 	for (size_t i = 0; i < m->env.nrcpt; i++) {
 		struct qrcpt *r = &m->env.rcpt[i];
 		if (sent[i] || (r->state != RCPT_LOCAL && r->state != RCPT_REMOTE) || r->next_try > now ||
 		    held_waiting(m, i))
 			continue;
+		if (r->state == RCPT_REMOTE && held)
+			continue;   /* E5: dial-up and the link is down */
 		if (send_batch(q, m, now, r->state, r->state == RCPT_REMOTE ? domain_of(r->dest) : NULL, sent) < 0)
 			blocked = 1;
 	}
@@ -518,8 +525,11 @@ static void finish_round(struct queue *q, struct qmsg *m)
 	 * a release from hold, a restart) gets its attempt first.
 	 */
 	int expired = 0;
+	int held = link_holds_remote(q);
 	for (size_t i = 0; i < m->env.nrcpt; i++) {
 		struct qrcpt *r = &m->env.rcpt[i];
+		if (r->state == RCPT_REMOTE && held)
+			continue;   /* E5: no expiry while it cannot be tried; it gets its attempt at link up */
 		int pending = r->state == RCPT_LOCAL || r->state == RCPT_REMOTE;
 		/* E3: a held domain's recipient expires at hold_lifetime, tried or not (held.c). */
 		if (pending && (held_domain(m, i) ? held_expired(m, i, now) : r->attempts > 0 && r->next_try > now &&
@@ -554,9 +564,20 @@ static void finish_round(struct queue *q, struct qmsg *m)
 		make_ready(q, m);
 		return;
 	}
-	if (persist(m) < 0 || next <= now)
-		next = now + q->cfg->retry_interval;
+	int persisted = persist(m) == 0;
 	long long warn_at = warning_due_at(q, m);
+	if (next == 0 && persisted && held) {
+		/* E5: only the link is awaited: no retry timer (link.c wakes it), at most the delay warning's. */
+		close(m->fd);
+		m->fd = -1;
+		if (warn_at > now) {
+			struct timeval wtv = { (time_t)(warn_at - now), 0 };
+			evtimer_add(m->timer, &wtv);
+		}
+		return;
+	}
+	if (!persisted || next <= now)
+		next = now + q->cfg->retry_interval;
 	if (warn_at > now && warn_at < next)
 		next = warn_at;
 	close(m->fd);
@@ -605,6 +626,10 @@ static void on_deliver_msg(struct ipc_channel *ch, struct ipc_msg *im, void *arg
 	struct queue *q = w->q;
 	if (im->fd >= 0)
 		close(im->fd);
+	if (im->type == IPC_D_ETRN_RESULT) {
+		link_etrn_result(q, im);
+		return;
+	}
 	const char *qid = ipc_get_str(im);
 	if (im->type == IPC_D_RESULT) {
 		uint32_t idx = ipc_get_u32(im);
@@ -629,6 +654,7 @@ static void on_deliver_msg(struct ipc_channel *ch, struct ipc_msg *im, void *arg
 		m->mta[idx] = xstrdup(mta);
 		m->code[idx] = code < 1000 ? (int)code : 0;
 		if (status == DELIVER_OK) {
+			link_note_delivered(q, r->state == RCPT_REMOTE);
 			/* RFC 3461 6.2.6: a peer that took NOTIFY with it reports success itself. */
 			if ((r->notify & DSN_NOTIFY_SUCCESS) && !dsn_passed)
 				m->success[idx] = r->state == RCPT_REMOTE ? 'r' : 's';
@@ -779,6 +805,8 @@ static void on_smtpd_batch_end(struct ipc_channel *ch, void *arg)
 	int ok = spool_sync(&q->spool) == 0;
 	if (!ok)
 		log_warn("event=queue_dir_sync_failed messages=%zu", q->ncommits);
+	else
+		link_note_received(q, q->ncommits);
 	for (size_t i = 0; i < q->ncommits; i++) {
 		struct qmsg *m = q->commits[i].m;
 		if (ok) {
@@ -844,8 +872,10 @@ static void on_sighup(evutil_socket_t sig, short what, void *arg)
 {
 	struct queue *q = arg;
 
-	if (local_reload(&q->cfg, &q->tables) == 0)
+	if (local_reload(&q->cfg, &q->tables) == 0) {
 		log_info("event=reloaded");
+		link_reload(q);
+	}
 }
 
 static void on_sigterm(evutil_socket_t sig, short what, void *arg)
@@ -895,6 +925,8 @@ int queue_main(struct config *cfg, int smtpd_fd, const int *deliver_fds, size_t 
 	event_add(q.ev_sigint, NULL);
 	signals_unblock_lifecycle();
 
+	/* The dial-up link first: recovered mail for remote hosts may have to wait for it. */
+	link_start(&q);
 	/* Recovery: unacknowledged files go; committed ones are delivered. */
 	spool_recover_incoming(&q.spool, 3600);
 	spool_list(&q.spool, SPOOL_ACTIVE, recover_one, &q);
@@ -907,6 +939,7 @@ int queue_main(struct config *cfg, int smtpd_fd, const int *deliver_fds, size_t 
 	event_base_dispatch(q.base);
 
 	queue_ctl_stop(&q);
+	link_stop(&q);
 
 	struct incoming *in;
 	while ((in = TAILQ_FIRST(&q.incoming)))

@@ -92,6 +92,7 @@ struct queue {
 	int stopping;
 	struct event *ev_sighup, *ev_sigterm, *ev_sigint;
 	struct queue_ctl *ctl;         /* the control socket (queue_ctl.c) */
+	struct link *link;             /* dial-up link state and pull requests (link.c) */
 };
 
 int queue_main(struct config *cfg, int smtpd_fd, const int *deliver_fds, size_t ndeliver);

@@ -41,6 +41,7 @@
 #include <unistd.h>
 
 #include "queue/held.h"
+#include "queue/link.h"
 #include "queue/qctl_proto.h"
 #include "queue/queue.h"
 #include "util/log.h"
@@ -523,6 +524,9 @@ static void execute(struct queue_ctl *c, const struct qctl_request *rq, long uid
 		return;
 	case QCTL_RELEASE:
 		cmd_release(c, rq, uid, rep);
+		return;
+	case QCTL_LINK:
+		link_control(c->q, rq, uid, rep);
 		return;
 	}
 	reply_error(rep, "bad-request", "unknown command");

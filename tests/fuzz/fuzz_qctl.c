@@ -1,6 +1,6 @@
 /*
  * fuzz_qctl: the queue manager's control protocol parsers (src/queue/qctl_proto.c)
- * on arbitrary bytes — as a request (what any local client may send to the
+ * on arbitrary bytes (every verb: flush, retry, hold, release, link) — as a request (what any local client may send to the
  * queue process) and as an answer (what tsubamectl reads back).  Whatever
  * parses must be well-formed, and writing it back must give a line that
  * parses to the same thing.
@@ -20,11 +20,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	char why[128] = "", line[QCTL_LINE_MAX + 1];
 
 	if (qctl_request_parse(in, size, &r, why, sizeof(why)) == 0) {
-		if (r.cmd < QCTL_FLUSH || r.cmd > QCTL_RELEASE)
+		if (r.cmd < QCTL_FLUSH || r.cmd > QCTL_CMD_LAST)
+			__builtin_trap();
+		/* link takes exactly one of up, down, status; nothing else carries a link op */
+		if ((r.cmd == QCTL_LINK) != (r.link >= QCTL_LINK_UP && r.link <= QCTL_LINK_STATUS))
+			__builtin_trap();
+		if (r.cmd == QCTL_LINK && (r.all || r.qid[0] || r.domain[0]))
 			__builtin_trap();
 		if (r.cmd == QCTL_FLUSH && r.domain[0] && !qctl_domain_valid(r.domain, strlen(r.domain)))
 			__builtin_trap();
-		if (r.cmd != QCTL_FLUSH && !r.all && !qid_valid(r.qid))
+		if (r.cmd != QCTL_FLUSH && r.cmd != QCTL_LINK && !r.all && !qid_valid(r.qid))
 			__builtin_trap();
 		if (r.all && (r.cmd == QCTL_FLUSH || r.cmd == QCTL_RETRY || r.qid[0]))
 			__builtin_trap();

@@ -46,6 +46,9 @@ static const struct good goods[] = {
 	{ "hold ALL\n", QCTL_HOLD, 1, "", "", NULL },
 	{ "release " QID "\n", QCTL_RELEASE, 0, QID, "", NULL },
 	{ "release ALL\n", QCTL_RELEASE, 1, "", "", NULL },
+	{ "link up\n", QCTL_LINK, 0, "", "", NULL },
+	{ "link down\n", QCTL_LINK, 0, "", "", NULL },
+	{ "link status\n", QCTL_LINK, 0, "", "", NULL },
 };
 
 struct bad {
@@ -104,6 +107,18 @@ static const struct bad bads[] = {
 	{ "hold ../01K0YAD7MWDARQQ1.mx1\n", 0, "not a queue id" },
 	{ "release 01K0YAD7MWDARQQ1.abcdefghijklmnopqrstuvwxyz0123456789\n", 0, "not a queue id" },
 	{ "hold \xc3\xa9\n", 0, "not a queue id" },
+	{ "link\n", 0, "up, down or status missing" },
+	{ "link UP\n", 0, "link takes up, down or status" },
+	{ "link upp\n", 0, "link takes up, down or status" },
+	{ "link u\n", 0, "link takes up, down or status" },
+	{ "link ALL\n", 0, "link takes up, down or status" },
+	{ "link example.com\n", 0, "link takes up, down or status" },
+	{ "link up now\n", 0, "one argument expected, separated by one space" },
+	{ "link  up\n", 0, "one argument expected, separated by one space" },
+	{ "link up \n", 0, "one argument expected, separated by one space" },
+	{ "link up\r\n", 0, "control character in request" },
+	{ "Link up\n", 0, "unknown command" },
+	{ "links up\n", 0, "unknown command" },
 };
 
 static void test_good_requests(void **state)
@@ -117,6 +132,14 @@ static void test_good_requests(void **state)
 			fail_msg("refused %s: %s", g->line, why);
 		assert_int_equal(r.cmd, g->cmd);
 		assert_int_equal(r.all, g->all);
+		if (g->cmd == QCTL_LINK) {
+			/* "link OP\n": the op parsed is the one written */
+			const char *op = qctl_link_op_name(r.link);
+			assert_int_equal(strncmp(g->line + 5, op, strlen(op)), 0);
+			assert_int_equal(g->line[5 + strlen(op)], '\n');
+		} else {
+			assert_int_equal(r.link, 0);
+		}
 		assert_string_equal(r.qid, g->qid);
 		assert_string_equal(r.domain, g->domain);
 		int n = qctl_request_format(&r, out, sizeof(out));
@@ -270,10 +293,37 @@ static void test_replies(void **state)
 	for (int i = 0; i < QCTL_NCOUNTERS; i++)
 		r.count[i] = i;
 	n = qctl_reply_format(&r, out, sizeof(out));
-	assert_string_equal(out, "ok messages=0 recipients=1 held=2 pending=3 already=4 released=5 cancelled=6\n");
+	assert_string_equal(out, "ok messages=0 recipients=1 held=2 pending=3 already=4 released=5 cancelled=6 dialup=7 "
+	    "up=8 since=9 by=10 window=11 received=12 delivered=13 sent=14 waiting=15 etrn_ok=16 etrn_failed=17 "
+	    "etrn_pending=18 check=19\n");
 	assert_int_equal(qctl_reply_parse(out, (size_t)n, &back), 0);
 	assert_memory_equal(&r, &back, sizeof(r));
 	assert_int_equal(qctl_reply_format(&r, out, 20), -1);
+}
+
+/* A link status answer as the queue manager writes it, and what tsubamectl reads back. */
+static void test_link_status_reply(void **state)
+{
+	(void)state;
+	const char *text = "ok dialup=1 up=1 since=1767225600 by=1 window=1190 received=3 delivered=3 sent=5 waiting=0 "
+	    "etrn_ok=2 etrn_failed=0 etrn_pending=0 check=1\n";
+	struct qctl_reply r;
+	assert_int_equal(qctl_reply_parse(text, strlen(text), &r), 0);
+	assert_int_equal(r.count[QCTL_SINCE], 1767225600LL);
+	assert_int_equal(r.count[QCTL_WINDOW], 1190);
+	assert_int_equal(r.count[QCTL_SENT], 5);
+	assert_int_equal(r.count[QCTL_CHECK], 1);
+	assert_int_equal(r.count[QCTL_MESSAGES], -1);
+	char out[QCTL_REPLY_MAX + 1];
+	assert_int_equal(qctl_reply_format(&r, out, sizeof(out)), (int)strlen(text));
+	assert_string_equal(out, text);
+	const char *dialup_off = "error dialup-off dial-up operation is off (dialup = no)\n";
+	assert_int_equal(qctl_reply_parse(dialup_off, strlen(dialup_off), &r), 0);
+	assert_int_equal(r.ok, 0);
+	assert_string_equal(r.code, "dialup-off");
+	assert_string_equal(qctl_cmd_name(QCTL_LINK), "link");
+	assert_string_equal(qctl_link_op_name(QCTL_LINK_STATUS), "status");
+	assert_string_equal(qctl_link_op_name(0), "?");
 }
 
 static int rm_cb(const char *path, const struct stat *st, int flag, struct FTW *ftw)
@@ -337,6 +387,7 @@ int main(void)
 		cmocka_unit_test(test_bad_requests),
 		cmocka_unit_test(test_lengths),
 		cmocka_unit_test(test_replies),
+		cmocka_unit_test(test_link_status_reply),
 		cmocka_unit_test(test_long_socket_path),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
