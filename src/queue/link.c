@@ -52,6 +52,7 @@ struct link {
 	size_t nasked;
 	long long etrn_ok, etrn_failed;
 	struct event *ev_pull;
+	int pull_after_push;       /* the pull request waits for our push to finish (link_remote_idle) */
 };
 
 static const char *const by_names[] = { "start", "tsubamectl", "command" };
@@ -328,6 +329,7 @@ static void pull_clear(struct link *l)
 	free_args(&l->pull, &l->npull);
 	free_args(&l->asked, &l->nasked);
 	l->pull_inflight = 0;
+	l->pull_after_push = 0;
 	evtimer_del(l->ev_pull);
 }
 
@@ -368,7 +370,21 @@ static void pull_send(struct link *l)
 
 static void on_pull_retry(evutil_socket_t fd, short what, void *arg)
 {
-	pull_send(arg);
+	struct link *l = arg;
+	if (l->pull_after_push)
+		log_info("event=etrn_push_wait_over waiting=%u", l->q->remote_inflight);
+	l->pull_after_push = 0;
+	pull_send(l);
+}
+
+void link_remote_idle(struct queue *q)
+{
+	struct link *l = q->link;
+	if (!l || !l->pull_after_push)
+		return;
+	l->pull_after_push = 0;
+	evtimer_del(l->ev_pull);
+	pull_send(l);
 }
 
 static void pull_start(struct link *l)
@@ -382,6 +398,18 @@ static void pull_start(struct link *l)
 	l->pull = xcalloc(c->etrn_domains.n, sizeof(char *));
 	for (size_t i = 0; i < c->etrn_domains.n; i++)
 		l->pull[l->npull++] = xstrdup(c->etrn_domains.v[i]);
+	/*
+	 * Seed 001's order: push, then pull.  Asking while the ISP is still taking
+	 * our push lets both meet in its queue manager: Postfix picked the flushed
+	 * message up with the pushed mail's scan, without the flush's override of
+	 * defer_transports, and held it again.  So the ETRN waits until no remote
+	 * delivery is in flight, at most LINK_PULL_PUSH_WAIT seconds.
+	 */
+	if (l->q->remote_inflight > 0) {
+		l->pull_after_push = 1;
+		arm_timer(l->ev_pull, LINK_PULL_PUSH_WAIT);
+		return;
+	}
 	pull_send(l);
 }
 

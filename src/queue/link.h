@@ -47,6 +47,7 @@ struct queue;
 
 #define LINK_STATE_FILE "link"      /* in work_dir/run */
 #define LINK_PULL_TRIES 3           /* ETRN sessions per link-up for arguments that failed temporarily */
+#define LINK_PULL_PUSH_WAIT 60      /* seconds the pull request waits for the push to finish */
 
 enum link_by { LINK_BY_START = 0, LINK_BY_CTL, LINK_BY_CHECK };
 
@@ -79,5 +80,8 @@ void link_etrn_result(struct queue *q, struct ipc_msg *im);
 
 /* tsubamectl link up|down|status (queue_ctl.c). */
 void link_control(struct queue *q, const struct qctl_request *rq, long uid, struct qctl_reply *rep);
+
+/* queue.c: no remote delivery is in flight any more (the push is over: the pull may start). */
+void link_remote_idle(struct queue *q);
 
 #endif

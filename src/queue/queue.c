@@ -696,6 +696,8 @@ static void on_deliver_msg(struct ipc_channel *ch, struct ipc_msg *im, void *arg
 		if (m && m->inflight && --m->inflight == 0)
 			finish_round(q, m);
 		dispatch(q);
+		if (remote && q->remote_inflight == 0)
+			link_remote_idle(q);   /* E4: the push is over, the pull may go */
 		return;
 	}
 	log_warnx("event=ipc_unexpected type=%u peer=%s", im->type, w->name);
