@@ -24,6 +24,8 @@ import ssl
 import threading
 import time
 
+import pytest
+
 from dnslib import AAAA, MX, QTYPE, RCODE, RR, A, DNSRecord
 
 USER, PASSWORD = "tester", "s3cret"
@@ -363,3 +365,17 @@ class Sink:
         if self.port:
             self.loop.call_soon_threadsafe(shutdown)
         self.thread.join(3)
+
+
+@pytest.fixture
+def sinks():
+    """Factory fixture: sinks(host, port=0, modes=(), **kw) -> a started Sink, stopped at teardown."""
+    made = []
+
+    def factory(host, port=0, modes=(), **kw):
+        s = Sink(host, port, modes, **kw)
+        made.append(s)
+        return s
+    yield factory
+    for s in made:
+        s.stop()

@@ -13,7 +13,7 @@ import time
 import pytest
 
 from delivery_peers import DnsServer, Sink
-from tsubame_harness import free_port
+from tsubame_harness import free_port, wait_log as harness_wait_log
 
 OURS = "127.0.0.62"
 PRIMARY = "127.0.0.61"
@@ -53,18 +53,6 @@ def port():
     return free_port(OURS)
 
 
-@pytest.fixture
-def sinks():
-    made = []
-
-    def factory(host, port, modes=()):
-        s = Sink(host, port, modes)
-        made.append(s)
-        return s
-    yield factory
-    for s in made:
-        s.stop()
-
 
 def backup_site(make_daemon, dns, port, **extra):
     params = {
@@ -88,16 +76,8 @@ def send(d, rcpt, tok):
     return d.send(rcpt, body, sender=SENDER)
 
 
-def wait_log(d, pattern, name="delivery", timeout=15.0):
-    rx = re.compile(pattern)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        hits = [l for l in d.log(name).splitlines() if rx.search(l)]
-        if hits:
-            return hits
-        time.sleep(0.05)
-    raise AssertionError("no line matching %r in %s.log after %.0fs\n%s\n--- main ---\n%s" % (
-        pattern, name, timeout, d.log(name)[-3000:], d.log()[-3000:]))
+def wait_log(d, pattern, name="delivery", timeout=15.0, n=1):
+    return harness_wait_log(d, pattern, name, timeout, n)
 
 
 def queue_list(d):

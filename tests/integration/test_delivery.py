@@ -9,7 +9,7 @@ import time
 import pytest
 
 from delivery_peers import DnsServer, Sink
-from tsubame_harness import free_port, make_cert
+from tsubame_harness import free_port, make_cert, wait_log as harness_wait_log
 
 ZONE = {
     "amx.test": [("A", "127.0.0.5")],                       # no MX: A fallback
@@ -35,18 +35,6 @@ def dns():
     yield d
     d.stop()
 
-
-@pytest.fixture
-def sinks():
-    made = []
-
-    def factory(host, port=0, modes=(), **kw):
-        s = Sink(host, port, modes, **kw)
-        made.append(s)
-        return s
-    yield factory
-    for s in made:
-        s.stop()
 
 
 @pytest.fixture(scope="module")
@@ -77,16 +65,7 @@ def site(make_daemon, params, tables=None):
 
 
 def wait_log(d, pattern, name="delivery", timeout=15.0, n=1):
-    rx = re.compile(pattern)
-    deadline = time.monotonic() + timeout
-    while True:
-        hits = [l for l in d.log(name).splitlines() if rx.search(l)]
-        if len(hits) >= n or time.monotonic() >= deadline:
-            break
-        time.sleep(0.05)
-    assert len(hits) >= n, "%d line(s) matching %r in %s.log after %.0fs, expected %d\n%s\n--- main ---\n%s" % (
-        len(hits), pattern, name, timeout, n, d.log(name)[-3000:], d.log()[-3000:])
-    return hits
+    return harness_wait_log(d, pattern, name, timeout, n)
 
 
 def send_as_demo(d, rcpts, data):

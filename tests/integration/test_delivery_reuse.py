@@ -32,18 +32,6 @@ def dns():
     d.stop()
 
 
-@pytest.fixture
-def sinks():
-    made = []
-
-    def factory(host, port=0, modes=(), **kw):
-        s = Sink(host, port, modes, **kw)
-        made.append(s)
-        return s
-    yield factory
-    for s in made:
-        s.stop()
-
 
 @pytest.fixture(scope="module")
 def cert(tmp_path_factory):

@@ -26,7 +26,7 @@ import time
 import pytest
 
 from delivery_peers import Sink
-from tsubame_harness import make_cert, token
+from tsubame_harness import make_cert, token, wait_log
 
 SINK_IP = "127.0.0.41"
 STUB_IP = "127.0.0.42"
@@ -210,12 +210,6 @@ def wait_until(pred, timeout=15.0, step=0.05):
         time.sleep(step)
     return pred()
 
-
-def wait_log(d, pattern, name="main", timeout=15.0):
-    rx = re.compile(pattern)
-    hits = wait_until(lambda: [l for l in d.log(name).splitlines() if rx.search(l)], timeout)
-    assert hits, "no line matching %r in %s.log after %.0fs\n%s" % (pattern, name, timeout, d.log(name)[-4000:])
-    return hits
 
 
 def dialup_site(make_daemon, sink, **extra):

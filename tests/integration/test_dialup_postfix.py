@@ -31,7 +31,7 @@ import time
 import pytest
 
 from delivery_peers import Sink
-from tsubame_harness import DEFAULT_ACCOUNTS, DEFAULT_DOMAINS, IS_ROOT, free_port, token
+from tsubame_harness import DEFAULT_ACCOUNTS, DEFAULT_DOMAINS, IS_ROOT, free_port, token, wait_lines, wait_log as harness_wait_log
 
 POSTFIX = "/usr/sbin/postfix"
 ISP_IP = "127.0.0.50"
@@ -203,15 +203,7 @@ class PostfixIsp:
             return ""
 
     def wait_log(self, pattern, timeout=20.0):
-        rx = re.compile(pattern)
-        deadline = time.monotonic() + timeout
-        while True:
-            hits = [l for l in self.log().splitlines() if rx.search(l)]
-            if hits or time.monotonic() >= deadline:
-                break
-            time.sleep(0.1)
-        assert hits, "no line matching %r in Postfix's log after %.0fs:\n%s" % (pattern, timeout, self.log()[-3000:])
-        return hits
+        return wait_lines(self.log, pattern, timeout, what="Postfix's log")
 
     def send(self, sender, rcpt, tok):
         body = ("From: <%s>\r\nTo: <%s>\r\nSubject: held by the ISP %s\r\n\r\nheld %s\r\n" % (sender, rcpt, tok, tok))
@@ -237,15 +229,7 @@ def isp(base_dir):
 
 
 def wait_log(d, pattern, name="main", timeout=20.0):
-    rx = re.compile(pattern)
-    deadline = time.monotonic() + timeout
-    while True:
-        hits = [l for l in d.log(name).splitlines() if rx.search(l)]
-        if hits or time.monotonic() >= deadline:
-            break
-        time.sleep(0.05)
-    assert hits, "no line matching %r in %s.log after %.0fs\n%s" % (pattern, name, timeout, d.log(name)[-4000:])
-    return hits
+    return harness_wait_log(d, pattern, name, timeout)
 
 
 def site(make_daemon, pf, site_port, **extra):

@@ -16,7 +16,7 @@ import time
 import pytest
 
 from delivery_peers import Sink
-from tsubame_harness import free_port, token
+from tsubame_harness import free_port, token, wait_log
 
 ISP_IP, SITE_IP, WORLD_IP = "127.0.0.60", "127.0.0.61", "127.0.0.62"
 
@@ -32,16 +32,6 @@ def body(tok, to):
     return ("From: someone@outside.test\r\nTo: %s\r\nSubject: dial-up %s\r\nMessage-ID: <%s@outside.test>\r\n\r\n"
             "%s\r\n" % (to, tok, tok, tok)).encode()
 
-
-def wait_log(d, pattern, name="main", timeout=20.0):
-    rx = re.compile(pattern)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        hits = [l for l in d.log(name).splitlines() if rx.search(l)]
-        if hits:
-            return hits
-        time.sleep(0.05)
-    raise AssertionError("no line matching %r in %s.log:\n%s" % (pattern, name, d.log(name)[-3000:]))
 
 
 def make_pair(make_daemon, world):

@@ -12,6 +12,8 @@ import time
 
 import pytest
 
+from tsubame_harness import wait_log
+
 from delivery_peers import DnsServer, Sink
 
 ZONE = {
@@ -28,18 +30,6 @@ def dns():
     yield d
     d.stop()
 
-
-@pytest.fixture
-def sinks():
-    made = []
-
-    def factory(host, port=0, modes=(), **kw):
-        s = Sink(host, port, modes, **kw)
-        made.append(s)
-        return s
-    yield factory
-    for s in made:
-        s.stop()
 
 
 def site(make_daemon, dns_addr, port, **extra):
@@ -100,14 +90,6 @@ def report(msg):
 def third_part(msg):
     return msg.get_payload()[2]
 
-
-def wait_log(d, pattern, name="main", timeout=15.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if re.search(pattern, d.log(name)):
-            return
-        time.sleep(0.05)
-    raise AssertionError("no %r in %s.log:\n%s" % (pattern, name, d.log(name)[-3000:]))
 
 
 def test_parameters_refused_precisely(make_daemon, dns, sinks):

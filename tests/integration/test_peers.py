@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from tsubame_harness import free_port
+from tsubame_harness import free_port, wait_log
 
 HOSTS = ["127.0.0.41", "127.0.0.42", "127.0.0.43"]
 USERS = [["a1@itch.test"], ["b2@itch.test"], ["c3@itch.test", "c4@itch.test"]]
@@ -48,16 +48,6 @@ def body(tok):
 def owner(user):
     return next(i for i, us in enumerate(USERS) if user in us)
 
-
-def wait_log(d, pattern, name="main", timeout=15.0):
-    rx = re.compile(pattern)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        hits = [l for l in d.log(name).splitlines() if rx.search(l)]
-        if hits:
-            return hits
-        time.sleep(0.05)
-    raise AssertionError("no line matching %r in %s.log:\n%s" % (pattern, name, d.log(name)[-3000:]))
 
 
 def test_each_user_lands_on_its_own_server(peers):

@@ -31,18 +31,6 @@ def dns():
     d.stop()
 
 
-@pytest.fixture
-def sinks():
-    made = []
-
-    def factory(host, port=0, modes=()):
-        s = Sink(host, port, modes)
-        made.append(s)
-        return s
-    yield factory
-    for s in made:
-        s.stop()
-
 
 def common_port():
     """A port free on both sink addresses (delivery_port is one for every MX)."""

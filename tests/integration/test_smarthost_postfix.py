@@ -31,7 +31,7 @@ import time
 import pytest
 
 from delivery_peers import Sink
-from tsubame_harness import IS_ROOT, free_port, make_cert, token
+from tsubame_harness import IS_ROOT, free_port, make_cert, token, wait_lines, wait_log as harness_wait_log
 
 POSTFIX = "/usr/sbin/postfix"
 SASLPASSWD2 = shutil.which("saslpasswd2") or "/usr/sbin/saslpasswd2"
@@ -246,15 +246,7 @@ class PostfixRelay:
             return ""
 
     def wait_log(self, pattern, timeout=15.0):
-        rx = re.compile(pattern)
-        deadline = time.monotonic() + timeout
-        while True:
-            hits = [l for l in self.log().splitlines() if rx.search(l)]
-            if hits or time.monotonic() >= deadline:
-                break
-            time.sleep(0.1)
-        assert hits, "no line matching %r in Postfix's log after %.0fs:\n%s" % (pattern, timeout, self.log()[-3000:])
-        return hits
+        return wait_lines(self.log, pattern, timeout, what="Postfix's log")
 
 
 @pytest.fixture(scope="module")
@@ -314,16 +306,7 @@ def message(tok, rcpt):
 
 
 def wait_log(d, pattern, name="delivery", timeout=15.0):
-    rx = re.compile(pattern)
-    deadline = time.monotonic() + timeout
-    while True:
-        hits = [l for l in d.log(name).splitlines() if rx.search(l)]
-        if hits or time.monotonic() >= deadline:
-            break
-        time.sleep(0.05)
-    assert hits, "no line matching %r in %s.log after %.0fs\n%s\n--- main ---\n%s" % (
-        pattern, name, timeout, d.log(name)[-3000:], d.log()[-3000:])
-    return hits
+    return harness_wait_log(d, pattern, name, timeout)
 
 
 def received_headers(data):

@@ -129,6 +129,27 @@ def free_port(host="127.0.0.1"):
         s.close()
 
 
+def wait_lines(read, pattern, timeout=15.0, n=1, what="the log", context=None):
+    """The lines of read() that match pattern, once there are n of them (bounded by timeout);
+    otherwise an AssertionError showing the end of the text (and context(), if given)."""
+    rx = re.compile(pattern)
+    deadline = time.monotonic() + timeout
+    while True:
+        hits = [l for l in read().splitlines() if rx.search(l)]
+        if len(hits) >= n or time.monotonic() >= deadline:
+            break
+        time.sleep(0.05)
+    assert len(hits) >= n, "%d line(s) matching %r in %s after %.0fs, expected %d\n%s%s" % (
+        len(hits), pattern, what, timeout, n, read()[-3000:], context() if context else "")
+    return hits
+
+
+def wait_log(d, pattern, name="main", timeout=15.0, n=1):
+    """wait_lines on one of the daemon's logs (main, delivery, receive, ...)."""
+    return wait_lines(lambda: d.log(name), pattern, timeout, n, "%s.log" % name,
+                      None if name == "main" else lambda: "\n--- main ---\n" + d.log()[-3000:])
+
+
 def token():
     return "tok" + uuid.uuid4().hex[:16]
 
