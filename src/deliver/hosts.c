@@ -15,6 +15,7 @@
 
 #include "deliver/hosts.h"
 #include "local/tablefile.h"
+#include "util/dnsname.h"
 #include "util/xalloc.h"
 
 #define HOSTS_NAME_MAX 253
@@ -25,25 +26,7 @@
  */
 static int name_valid(const char *s)
 {
-	size_t len = strlen(s), label = 0;
-
-	if (len == 0 || len > HOSTS_NAME_MAX)
-		return 0;
-	for (size_t i = 0; i <= len; i++) {
-		unsigned char c = (unsigned char)s[i];
-		if (c == '.' || c == '\0') {
-			if (label == 0 || label > 63 || s[i - 1] == '-')
-				return 0;
-			label = 0;
-			continue;
-		}
-		if (!isalnum(c) && c != '-' && c != '_')
-			return 0;
-		if (label == 0 && c == '-')
-			return 0;
-		label++;
-	}
-	return 1;
+	return dnsname_valid(s, strlen(s), DNSNAME_UNDERSCORE);
 }
 
 /* "1.2.3.4", "1.2.3.4:25", "2001:db8::1", "[2001:db8::1]", "[2001:db8::1]:25". 0 or -1 with *why. */

@@ -15,6 +15,7 @@
 #include <strings.h>
 
 #include "local/tablefile.h"
+#include "util/dnsname.h"
 #include "util/xalloc.h"
 
 #define DOMAIN_NAME_MAX 253 /* RFC 1035 2.3.4, without the trailing dot */
@@ -24,26 +25,7 @@
 
 int domain_name_valid(const char *name)
 {
-	size_t len = strlen(name), label = 0;
-
-	if (len == 0 || len > DOMAIN_NAME_MAX)
-		return 0;
-	/* RFC 1035 2.3.1: labels of letters, digits and hyphens, not starting or ending with '-'. */
-	for (size_t i = 0; i <= len; i++) {
-		char c = name[i];
-		if (c == '.' || c == '\0') {
-			if (label == 0 || label > 63 || name[i - 1] == '-')
-				return 0;
-			label = 0;
-			continue;
-		}
-		if (!isalnum((unsigned char)c) && c != '-')
-			return 0;
-		if (label == 0 && c == '-')
-			return 0;
-		label++;
-	}
-	return 1;
+	return dnsname_valid(name, strlen(name), 0);
 }
 
 static void lower(char *s)

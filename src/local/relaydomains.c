@@ -18,6 +18,7 @@
 
 #include "local/domains.h"
 #include "local/tablefile.h"
+#include "util/dnsname.h"
 #include "util/xalloc.h"
 
 #define RELAY_FIELDS_MAX 8
@@ -33,24 +34,7 @@ static void lower(char *s)
 /* Host names as in the hosts table: RFC 1035 labels, plus '_' (real hosts files carry it). */
 static int host_name_valid(const char *s)
 {
-	size_t len = strlen(s), label = 0;
-	if (len == 0 || len > 253)
-		return 0;
-	for (size_t i = 0; i <= len; i++) {
-		unsigned char c = (unsigned char)s[i];
-		if (c == '.' || c == '\0') {
-			if (label == 0 || label > 63 || s[i - 1] == '-')
-				return 0;
-			label = 0;
-			continue;
-		}
-		if (!isalnum(c) && c != '-' && c != '_')
-			return 0;
-		if (label == 0 && c == '-')
-			return 0;
-		label++;
-	}
-	return 1;
+	return dnsname_valid(s, strlen(s), DNSNAME_UNDERSCORE);
 }
 
 int relay_parse_hostport(const char *s, char *host, size_t hsz, unsigned *port, int only_ip, const char **why)

@@ -20,6 +20,7 @@
 
 #include "conf/config.h"
 #include "local/tablefile.h"
+#include "util/dnsname.h"
 #include "util/xalloc.h"
 
 static int is_alnum(int c)
@@ -40,24 +41,7 @@ static void lower(char *s)
  */
 static int name_valid(const char *s, size_t n)
 {
-	size_t label = 0;
-	if (n == 0 || n > HOLD_NAME_MAX)
-		return 0;
-	for (size_t i = 0; i <= n; i++) {
-		unsigned char c = i < n ? (unsigned char)s[i] : '.';
-		if (c == '.') {
-			if (label == 0 || label > 63 || s[i - 1] == '-')
-				return 0;
-			label = 0;
-			continue;
-		}
-		if (!is_alnum(c) && c != '-' && c != '_')
-			return 0;
-		if (label == 0 && c == '-')
-			return 0;
-		label++;
-	}
-	return 1;
+	return dnsname_valid(s, n, DNSNAME_UNDERSCORE);
 }
 
 static int queue_name_valid(const char *s, size_t n)
