@@ -19,21 +19,16 @@ Needs root (Postfix's master) and /usr/sbin/postfix: skipped with a reason other
 wait is bounded; the instance is stopped at teardown.
 """
 import os
-import pwd
 import re
-import shutil
-import signal
 import smtplib
-import socket
-import subprocess
 import time
 
 import pytest
 
 from delivery_peers import Sink
-from tsubame_harness import DEFAULT_ACCOUNTS, DEFAULT_DOMAINS, IS_ROOT, free_port, token, wait_lines, wait_log as harness_wait_log
+from postfix_peer import POSTFIX, PrivatePostfix
+from tsubame_harness import DEFAULT_ACCOUNTS, DEFAULT_DOMAINS, IS_ROOT, free_port, token, wait_log as harness_wait_log
 
-POSTFIX = "/usr/sbin/postfix"
 ISP_IP = "127.0.0.50"
 SITE_IP = "127.0.0.51"
 SINK_IP = "127.0.0.52"
@@ -114,96 +109,13 @@ def need_postfix():
         pytest.skip("a private Postfix instance needs root (its master starts as root)")
 
 
-class PostfixIsp:
+class PostfixIsp(PrivatePostfix):
     def __init__(self, top, site_port, sink_port):
-        self.top = top
-        self.ip = ISP_IP
-        self.port = free_port(ISP_IP)
-        self.etc = os.path.join(top, "etc")
-        self.queue = os.path.join(top, "queue")
-        self.data = os.path.join(top, "data")
-        self.maillog = os.path.join(top, "maillog")
-        self.setup_log = os.path.join(top, "setup.log")
-        self.started = False
-        pf = pwd.getpwnam("postfix")
-        for d in (self.top, self.etc, self.queue, self.data):
-            os.makedirs(d, exist_ok=True)
-            os.chmod(d, 0o755)
-        os.chown(self.data, pf.pw_uid, pf.pw_gid)
-        files = {
-            "main.cf": MAIN_CF.format(top=top, name=ISP_NAME),
-            "master.cf": MASTER_CF.format(ip=self.ip, port=self.port),
-            "transport": TRANSPORT.format(site_ip=SITE_IP, site_port=site_port, sink_ip=SINK_IP, sink_port=sink_port),
-        }
-        for name, text in files.items():
-            p = os.path.join(self.etc, name)
-            with open(p, "w") as f:
-                f.write(text)
-            os.chmod(p, 0o644)
-
-    def postfix_cmd(self, *args, timeout=60):
-        cmd = " ".join([POSTFIX, "-c", self.etc] + list(args))
-        argv = ["script", "-qec", cmd, "/dev/null"] if shutil.which("script") else cmd.split()
-        cp = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout)
-        out = (cp.stdout + cp.stderr).decode("utf-8", "replace")
-        with open(self.setup_log, "a") as f:
-            f.write("$ %s -> %d\n%s\n" % (cmd, cp.returncode, out))
-        return cp.returncode, out
-
-    def start(self, timeout=30.0):
-        rc, out = self.postfix_cmd("check")
-        assert rc == 0, "postfix check -> %d:\n%s\n%s" % (rc, out, self.log()[-2000:])
-        self.started = True
-        rc, out = self.postfix_cmd("start")
-        assert rc == 0, "postfix start -> %d:\n%s\n%s" % (rc, out, self.log()[-2000:])
-        deadline = time.monotonic() + timeout
-        last = None
-        while time.monotonic() < deadline:
-            try:
-                with socket.create_connection((self.ip, self.port), timeout=3) as s:
-                    s.settimeout(5)
-                    banner = s.recv(512)
-                    if banner.startswith(b"220"):
-                        s.sendall(b"QUIT\r\n")
-                        return self
-                    last = banner
-            except OSError as e:
-                last = e
-            time.sleep(0.1)
-        raise AssertionError("Postfix not answering on %s:%d after %.0fs (%r)\n%s" % (
-            self.ip, self.port, timeout, last, self.log()[-3000:]))
-
-    def stop(self):
-        if not self.started:
-            return
-        self.started = False
-        try:
-            with open(os.path.join(self.queue, "pid", "master.pid")) as f:
-                pid = int(f.read().strip() or 0)
-        except (OSError, ValueError):
-            pid = 0
-        try:
-            self.postfix_cmd("stop", timeout=30)
-        except subprocess.TimeoutExpired:
-            pass
-        deadline = time.monotonic() + 10
-        while pid and time.monotonic() < deadline and os.path.exists("/proc/%d" % pid):
-            time.sleep(0.1)
-        if pid and os.path.exists("/proc/%d" % pid):
-            try:
-                os.killpg(pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
-
-    def log(self):
-        try:
-            with open(self.maillog, "rb") as f:
-                return f.read().decode("utf-8", "replace")
-        except OSError:
-            return ""
-
-    def wait_log(self, pattern, timeout=20.0):
-        return wait_lines(self.log, pattern, timeout, what="Postfix's log")
+        super().__init__(top, ISP_IP)
+        self.write_etc("main.cf", MAIN_CF.format(top=top, name=ISP_NAME))
+        self.write_etc("master.cf", MASTER_CF.format(ip=self.ip, port=self.port))
+        self.write_etc("transport", TRANSPORT.format(site_ip=SITE_IP, site_port=site_port, sink_ip=SINK_IP,
+                                                     sink_port=sink_port))
 
     def send(self, sender, rcpt, tok):
         body = ("From: <%s>\r\nTo: <%s>\r\nSubject: held by the ISP %s\r\n\r\nheld %s\r\n" % (sender, rcpt, tok, tok))

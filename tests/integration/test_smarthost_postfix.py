@@ -20,20 +20,17 @@ its process group if the master is still there).
 import email
 import email.policy
 import os
-import pwd
 import re
 import shutil
-import signal
-import socket
 import subprocess
 import time
 
 import pytest
 
 from delivery_peers import Sink
-from tsubame_harness import IS_ROOT, free_port, make_cert, token, wait_lines, wait_log as harness_wait_log
+from postfix_peer import POSTFIX, PrivatePostfix
+from tsubame_harness import IS_ROOT, make_cert, token, wait_log as harness_wait_log
 
-POSTFIX = "/usr/sbin/postfix"
 SASLPASSWD2 = shutil.which("saslpasswd2") or "/usr/sbin/saslpasswd2"
 RELAY_IP = "127.0.0.20"
 SINK_IP = "127.0.0.21"
@@ -135,118 +132,32 @@ def need_postfix():
         pytest.skip("a private Postfix instance needs root (its master starts as root)")
 
 
-class PostfixRelay:
+class PostfixRelay(PrivatePostfix):
     """A private Postfix instance under top/, listening on ip:port, relaying to a sink."""
 
     def __init__(self, top, ip, sink_ip, sink_port, cert, key):
-        self.top, self.ip = top, ip
-        self.port = free_port(ip)
-        self.etc = os.path.join(top, "etc")
-        self.queue = os.path.join(top, "queue")
-        self.data = os.path.join(top, "data")
+        super().__init__(top, ip)
         # Debian's Postfix looks for smtpd.conf in $config_directory/sasl whatever
         # cyrus_sasl_config_path says (upstream's uses that setting): both point here.
         self.sasl = os.path.join(self.etc, "sasl")
-        self.maillog = os.path.join(top, "maillog")
-        self.setup_log = os.path.join(top, "setup.log")
-        self.started = False
-        pf = pwd.getpwnam("postfix")
-        for d in (self.top, self.etc, self.queue, self.data, self.sasl):
-            os.makedirs(d, exist_ok=True)
-            os.chmod(d, 0o755)
-        os.chown(self.data, pf.pw_uid, pf.pw_gid)
+        os.makedirs(self.sasl, exist_ok=True)
+        os.chmod(self.sasl, 0o755)
         # Cyrus SASL: smtpd.conf (application name "smtpd") and a sasldb that smtpd,
         # running as the postfix user once it has dropped root, can read.
         self.sasldb = os.path.join(self.sasl, "sasldb2")
-        with open(os.path.join(self.sasl, "smtpd.conf"), "w") as f:
-            f.write(SMTPD_CONF.format(sasldb=self.sasldb))
-        os.chmod(os.path.join(self.sasl, "smtpd.conf"), 0o644)
+        self.write_etc("sasl/smtpd.conf", SMTPD_CONF.format(sasldb=self.sasldb))
         cp = subprocess.run([SASLPASSWD2, "-p", "-c", "-f", self.sasldb, "-u", SASL_REALM, SASL_USER],
                             input=SASL_PASSWORD.encode(), capture_output=True, timeout=30)
         assert cp.returncode == 0 and os.path.exists(self.sasldb), "saslpasswd2 -> %d: %s" % (
             cp.returncode, cp.stderr.decode("utf-8", "replace"))
-        os.chown(self.sasldb, pf.pw_uid, pf.pw_gid)
+        os.chown(self.sasldb, self.pw.pw_uid, self.pw.pw_gid)
         os.chmod(self.sasldb, 0o600)
-        with open(os.path.join(self.etc, "main.cf"), "w") as f:
-            f.write(MAIN_CF.format(top=top, name=RELAY_NAME, ip=ip, cert=cert, key=key, realm=SASL_REALM,
-                                   sink_ip=sink_ip, sink_port=sink_port))
-        with open(os.path.join(self.etc, "master.cf"), "w") as f:
-            f.write(MASTER_CF.format(ip=ip, port=self.port))
-        for n in ("main.cf", "master.cf"):
-            os.chmod(os.path.join(self.etc, n), 0o644)
-
-    def postfix(self, *args, timeout=60):
-        """postfix -c etc ARGS.  Postfix reports command-line errors on stderr only when it is
-        a terminal (else to syslog): script(1) gives it one, so a failure explains itself."""
-        cmd = " ".join([POSTFIX, "-c", self.etc] + list(args))
-        if shutil.which("script"):
-            argv = ["script", "-qec", cmd, "/dev/null"]
-        else:
-            argv = [POSTFIX, "-c", self.etc] + list(args)
-        cp = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout)
-        out = (cp.stdout + cp.stderr).decode("utf-8", "replace")
-        with open(self.setup_log, "a") as f:
-            f.write("$ %s -> %d\n%s\n" % (cmd, cp.returncode, out))
-        return cp.returncode, out
-
-    def start(self, timeout=30.0):
-        rc, out = self.postfix("check")
-        assert rc == 0, "postfix check -> %d:\n%s\n%s" % (rc, out, self.log()[-2000:])
-        self.started = True
-        rc, out = self.postfix("start")
-        assert rc == 0, "postfix start -> %d:\n%s\n%s" % (rc, out, self.log()[-2000:])
-        deadline = time.monotonic() + timeout
-        last = None
-        while time.monotonic() < deadline:
-            try:
-                with socket.create_connection((self.ip, self.port), timeout=3) as s:
-                    s.settimeout(5)
-                    banner = s.recv(512)
-                    if banner.startswith(b"220"):
-                        s.sendall(b"QUIT\r\n")
-                        return self
-                    last = banner
-            except OSError as e:
-                last = e
-            time.sleep(0.1)
-        raise AssertionError("Postfix not answering on %s:%d after %.0fs (%r)\n%s" % (
-            self.ip, self.port, timeout, last, self.log()[-3000:]))
-
-    def master_pid(self):
-        try:
-            with open(os.path.join(self.queue, "pid", "master.pid")) as f:
-                return int(f.read().strip() or 0)
-        except (OSError, ValueError):
-            return 0
-
-    def stop(self):
-        """postfix stop, bounded; SIGKILL to the master's process group if it outlives that."""
-        if not self.started:
-            return
-        self.started = False
-        pid = self.master_pid()
-        try:
-            self.postfix("stop", timeout=30)
-        except subprocess.TimeoutExpired:
-            pass
-        deadline = time.monotonic() + 10
-        while pid and time.monotonic() < deadline and os.path.exists("/proc/%d" % pid):
-            time.sleep(0.1)
-        if pid and os.path.exists("/proc/%d" % pid):
-            try:
-                os.killpg(pid, signal.SIGKILL)   # the master runs its own session (setsid)
-            except (ProcessLookupError, PermissionError):
-                pass
-
-    def log(self):
-        try:
-            with open(self.maillog, "rb") as f:
-                return f.read().decode("utf-8", "replace")
-        except OSError:
-            return ""
+        self.write_etc("main.cf", MAIN_CF.format(top=top, name=RELAY_NAME, ip=ip, cert=cert, key=key,
+                                                 realm=SASL_REALM, sink_ip=sink_ip, sink_port=sink_port))
+        self.write_etc("master.cf", MASTER_CF.format(ip=ip, port=self.port))
 
     def wait_log(self, pattern, timeout=15.0):
-        return wait_lines(self.log, pattern, timeout, what="Postfix's log")
+        return super().wait_log(pattern, timeout)
 
 
 @pytest.fixture(scope="module")
