@@ -181,7 +181,7 @@ static void test_lengths(void **state)
 	assert_int_equal(qctl_request_parse(line, strlen(line), &r, why, sizeof(why)), 0);
 	snprintf(line, sizeof(line), "flush %sa.test\n", label);
 	assert_int_equal(qctl_request_parse(line, strlen(line), &r, why, sizeof(why)), -1);
-	char name[300];
+	char name[4 * 80 + 4];   /* the label buffer is 80 bytes: room for four and the dots */
 	/* 4 x 63 + 3 dots = 255; cut to 253 and 254 */
 	snprintf(name, sizeof(name), "%s.%s.%s.%s", label, label, label, label);
 	name[253] = '\0';
