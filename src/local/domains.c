@@ -28,6 +28,16 @@ int domain_name_valid(const char *name)
 	return dnsname_valid(name, strlen(name), 0);
 }
 
+int domain_name_canon(char *name)
+{
+	size_t n = strlen(name);
+	if (n > 1 && name[n - 1] == '.')
+		name[--n] = '\0';
+	for (char *c = name; *c; c++)
+		*c = (char)tolower((unsigned char)*c);
+	return domain_name_valid(name);
+}
+
 static void lower(char *s)
 {
 	for (; *s; s++)

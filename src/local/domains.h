@@ -80,5 +80,7 @@ void domain_free(struct domain *d);
 int domain_parse_number(const char *s, int size, long *out);
 /* 1 when name is a syntactically valid host name (RFC 1035 labels, letters digits '-'). */
 int domain_name_valid(const char *name);
+/* A table's domain column in place: one trailing dot dropped, lower case; then domain_name_valid. */
+int domain_name_canon(char *name);
 
 #endif

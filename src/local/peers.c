@@ -19,12 +19,6 @@
 #include "local/tablefile.h"
 #include "util/xalloc.h"
 
-static void lower(char *s)
-{
-	for (; *s; s++)
-		*s = (char)tolower((unsigned char)*s);
-}
-
 void peers_free(struct peer_table *t)
 {
 	for (size_t i = 0; i < t->n; i++)
@@ -90,11 +84,7 @@ static void parse_line(struct table_lines *tl, char *line, void *ctx)
 	memset(&e, 0, sizeof(e));
 	e.line = tl->line;
 	char *name = f[0];
-	size_t nlen = strlen(name);
-	if (nlen > 1 && name[nlen - 1] == '.')
-		name[nlen - 1] = '\0';
-	lower(name);
-	if (!domain_name_valid(name)) {
+	if (!domain_name_canon(name)) {
 		tablefile_err(tl, "invalid domain \"%s\"", f[0]);
 		return;
 	}

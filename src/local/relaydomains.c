@@ -210,11 +210,7 @@ static void parse_line(struct table_lines *tl, char *line, void *ctx)
 		d.subdomains = 1;
 		name++;
 	}
-	size_t nlen = strlen(name);
-	if (nlen > 1 && name[nlen - 1] == '.')
-		name[nlen - 1] = '\0';
-	lower(name);
-	if (!domain_name_valid(name)) {
+	if (!domain_name_canon(name)) {
 		tablefile_err(tl, "invalid domain \"%s\"", f[0]);
 		return;
 	}

@@ -207,22 +207,6 @@ static void claim_one(void *arg, const char *qid)
 	c->qids[c->n++] = xstrdup(qid);
 }
 
-/* Every message under management, in a stable array (the lists change while we work). */
-static struct qmsg **all_msgs(struct queue *q, size_t *n)
-{
-	struct qmsg **v = xcalloc(q->nmessages + 1, sizeof(*v));
-	size_t k = 0;
-	struct qmsg *m;
-	TAILQ_FOREACH(m, &q->ready, entry)
-		if (k < q->nmessages)
-			v[k++] = m;
-	TAILQ_FOREACH(m, &q->waiting, entry)
-		if (k < q->nmessages)
-			v[k++] = m;
-	*n = k;
-	return v;
-}
-
 static void release_run(struct queue *q, struct release *rl)
 {
 	long long now = (long long)time(NULL);
@@ -232,7 +216,7 @@ static void release_run(struct queue *q, struct release *rl)
 		free(c.qids[i]);
 	free(c.qids);
 	size_t n;
-	struct qmsg **v = all_msgs(q, &n);
+	struct qmsg **v = queue_all_msgs(q, &n);
 	for (size_t i = 0; i < n; i++)
 		if (!v[i]->hold_wanted)
 			release_msg(q, rl, v[i], now);
@@ -305,7 +289,7 @@ static long long flush_node(struct queue *q, const struct hold_node *node)
 {
 	long long now = (long long)time(NULL), messages = 0, rcpts = 0;
 	size_t n;
-	struct qmsg **v = all_msgs(q, &n);
+	struct qmsg **v = queue_all_msgs(q, &n);
 	for (size_t i = 0; i < n; i++) {
 		if (v[i]->hold_wanted)
 			continue;

@@ -976,6 +976,21 @@ int queue_main(struct config *cfg, int smtpd_fd, const int *deliver_fds, size_t 
 
 struct qmsg *queue_find_msg(struct queue *q, const char *qid) { return find_msg(q, qid); }
 
+struct qmsg **queue_all_msgs(struct queue *q, size_t *n)
+{
+	struct qmsg **v = xcalloc(q->nmessages + 1, sizeof(*v));
+	size_t k = 0;
+	struct qmsg *m;
+	TAILQ_FOREACH(m, &q->ready, entry)
+		if (k < q->nmessages)
+			v[k++] = m;
+	TAILQ_FOREACH(m, &q->waiting, entry)
+		if (k < q->nmessages)
+			v[k++] = m;
+	*n = k;
+	return v;
+}
+
 void queue_make_ready(struct queue *q, struct qmsg *m) { make_ready(q, m); }
 
 void queue_dispatch(struct queue *q) { dispatch(q); }

@@ -108,6 +108,8 @@ void queue_admit(struct queue *q, const char *qid, int fd, struct qenvelope *env
  * (closes its file, frees it; the file stays where it is).
  */
 struct qmsg *queue_find_msg(struct queue *q, const char *qid);
+/* Every message under management, in an array the caller frees (the lists change while it works). */
+struct qmsg **queue_all_msgs(struct queue *q, size_t *n);
 void queue_make_ready(struct queue *q, struct qmsg *m);
 void queue_dispatch(struct queue *q);
 int queue_persist(struct qmsg *m);

@@ -132,22 +132,6 @@ static int in_folder(struct queue *q, enum spool_dir d, const char *qid)
 	return dfd >= 0 && faccessat(dfd, qid, F_OK, AT_SYMLINK_NOFOLLOW) == 0;
 }
 
-/* Every message under management, in a stable array (the lists change while we work). */
-static struct qmsg **all_msgs(struct queue *q, size_t *n)
-{
-	struct qmsg **v = xcalloc(q->nmessages + 1, sizeof(*v));
-	size_t k = 0;
-	struct qmsg *m;
-	TAILQ_FOREACH(m, &q->ready, entry)
-		if (k < q->nmessages)
-			v[k++] = m;
-	TAILQ_FOREACH(m, &q->waiting, entry)
-		if (k < q->nmessages)
-			v[k++] = m;
-	*n = k;
-	return v;
-}
-
 /* Parse a file just claimed into active/<node> and admit it with its matching recipients due now. */
 static void admit_due(struct queue *q, const char *qid, int fd, struct qenvelope *env, const char *domain,
     long long *rcpts)
@@ -231,7 +215,7 @@ static void cmd_flush(struct queue_ctl *c, const char *domain, long uid, struct 
 	/* deferred/ first: what we claim is admitted and then scheduled with the rest. */
 	spool_list(&q->spool, SPOOL_DEFERRED, claim_deferred, &cc);
 	size_t n;
-	struct qmsg **v = all_msgs(q, &n);
+	struct qmsg **v = queue_all_msgs(q, &n);
 	long long messages = 0, rcpts = 0;
 	for (size_t i = 0; i < n; i++) {
 		if (v[i]->hold_wanted)
@@ -356,7 +340,7 @@ static void cmd_hold(struct queue_ctl *c, const struct qctl_request *rq, long ui
 	size_t n = 0;
 	struct qmsg **v;
 	if (rq->all) {
-		v = all_msgs(q, &n);
+		v = queue_all_msgs(q, &n);
 	} else {
 		v = xcalloc(1, sizeof(*v));
 		if ((v[0] = queue_find_msg(q, rq->qid)) != NULL)
@@ -437,7 +421,7 @@ static void cmd_release(struct queue_ctl *c, const struct qctl_request *rq, long
 	struct qmsg **v;
 	/* A hold still waiting for deliveries in flight is simply called off. */
 	if (rq->all) {
-		v = all_msgs(q, &n);
+		v = queue_all_msgs(q, &n);
 	} else {
 		v = xcalloc(1, sizeof(*v));
 		if ((v[0] = queue_find_msg(q, rq->qid)) != NULL)
@@ -737,7 +721,7 @@ void queue_ctl_stop(struct queue *q)
 	 * durable now rather than lost.
 	 */
 	size_t n;
-	struct qmsg **v = all_msgs(q, &n);
+	struct qmsg **v = queue_all_msgs(q, &n);
 	int moved = 0;
 	for (size_t i = 0; i < n; i++) {
 		if (!v[i]->hold_wanted || hold_move(q, v[i]) < 0) {
