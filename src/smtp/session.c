@@ -518,6 +518,7 @@ void session_start(struct smtpd *sd, int fd, const struct sockaddr *sa, socklen_
 	snprintf(s->hostname, sizeof(s->hostname), "%s", vhost_hostname(&sd->tables->domains, lhost, sd->cfg->hostname));
 	addr_text(sa, salen, s->client_addr, sizeof(s->client_addr), s->client_port, sizeof(s->client_port));
 	s->submission = l->submission;
+	s->odmr = l->odmr;
 	if (l->addr.implicit_tls && sd->tls) {
 		/* R1: a port written with '*' speaks TLS from the first byte (465). */
 		SSL *ssl = tls_session_new(sd->tls);
@@ -545,7 +546,7 @@ void session_start(struct smtpd *sd, int fd, const struct sockaddr *sa, socklen_
 	set_timeout(s, sd->cfg->command_timeout);
 	log_to(LOG_CONNECT, "event=connect session=%llu client=%s port=%s local=%s:%s tls=%s submission=%s",
 	    (unsigned long long)s->id, s->client_addr, s->client_port, s->local_addr, s->local_port,
-	    s->implicit_tls ? "implicit" : "no", s->submission ? "yes" : "no");
+	    s->implicit_tls ? "implicit" : "no", s->odmr ? "odmr" : s->submission ? "yes" : "no");
 
 	if (sd->stopping) {
 		session_reply(s, 421, "4.3.2", "%s Service shutting down", s->hostname);
