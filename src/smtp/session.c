@@ -136,6 +136,7 @@ void session_destroy(struct session *s)
 	    total + s->counts[VERB_UNKNOWN], buf_cstr(&counts));
 	buf_free(&counts);
 	rcpt_elsewhere_cancel(s);
+	atrn_session_free(s);
 	session_txn_free(s);
 	TAILQ_REMOVE(&sd->sessions, s, entry);
 	index_del(sd, s);
@@ -435,6 +436,14 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
 		}
 		session_destroy(s);
 	}
+}
+
+void session_restore_callbacks(struct session *s)
+{
+	bufferevent_setcb(s->bev, on_read, write_done, on_event, s);
+	bufferevent_setwatermark(s->bev, EV_WRITE, 0, 0);
+	bufferevent_setwatermark(s->bev, EV_READ, 0, INPUT_HIGH_WATERMARK);
+	set_timeout(s, s->sd->cfg->command_timeout);
 }
 
 static void addr_text(const struct sockaddr *sa, socklen_t len, char *host, size_t hsz, char *port, size_t psz)

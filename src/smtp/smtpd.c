@@ -95,6 +95,9 @@ static void on_queue_msg(struct ipc_channel *ch, struct ipc_msg *m, void *arg)
 	}
 	case IPC_Q_ETRN_RESULT:
 		etrn_queue_answered(sd, id, m);
+		break;
+	case IPC_Q_ATRN_RESULT:
+		atrn_queue_answered(sd, id, m);
 		return;
 	default:
 		log_warnx("event=ipc_unexpected type=%u peer=queue", m->type);

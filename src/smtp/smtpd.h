@@ -199,6 +199,8 @@ void atrn_queue_answered(struct smtpd *sd, uint64_t id, struct ipc_msg *m);
 void atrn_session_free(struct session *s);
 /* cmd_starttls.c */
 void cmd_starttls(struct session *s, const char *args);
+/* session.c: the session's own bufferevent callbacks again (after the ATRN splice) */
+void session_restore_callbacks(struct session *s);
 /* session.c: replace the session's bufferevent (STARTTLS) */
 void session_set_bev(struct session *s, struct bufferevent *bev);
 /* header.c: the address of the From: header in a header section; 0 or -1 */
