@@ -45,7 +45,7 @@ def isp(base_dir):
     d.write_table("relay", "127.0.0.1 true\n")
     d.write_table("hold",
                   "site.test    allow=demo@example.test\n"
-                  "other.test   allow=bob@example.test\n"
+                  "third.test   allow=bob@example.test\n"
                   "open.test    allow=*,127.0.0.1\n")
     d.start()
     yield d
@@ -205,7 +205,7 @@ def test_provider_nothing_waiting_453(provider):
 
 def test_provider_refusals(provider):
     tok = token()
-    send_held(provider, "x@other.test", tok)
+    send_held(provider, "x@third.test", tok)
     # before AUTH: 530
     c = Raw.connect(provider.odmr_port)
     c.reply()
@@ -222,7 +222,7 @@ def test_provider_refusals(provider):
     # an account not allowed for the domain: 450, nothing reversed
     c, code = odmr_login(provider)
     assert code == 235
-    code, lines = c.cmd("ATRN other.test")
+    code, lines = c.cmd("ATRN third.test")
     assert code == 450, lines
     # a domain we do not hold; allow=* is not enough for ATRN either
     assert c.cmd("ATRN nothere.test")[0] == 450
@@ -230,16 +230,16 @@ def test_provider_refusals(provider):
     assert c.cmd("ATRN bad..name")[0] == 501
     assert c.cmd("QUIT")[0] == 221
     c.close()
-    # the other.test mail is still held for bob, who may collect it
+    # the third.test mail is still held for bob, who may collect it
     c, code = odmr_login(provider, user="bob@example.test", pw="bob-pass")
     assert code == 235
-    assert c.cmd("ATRN other.test")[0] == 250
+    assert c.cmd("ATRN third.test")[0] == 250
     c.send("220 other ready\r\n")
     assert c.line().startswith("EHLO")
     c.send("250 other\r\n")
     assert c.line().startswith("MAIL FROM:")
     c.send("250 ok\r\n")
-    assert c.line() == "RCPT TO:<x@other.test>"
+    assert c.line() == "RCPT TO:<x@third.test>"
     c.send("250 ok\r\n")
     assert c.line() == "DATA"
     c.send("354 go\r\n")
