@@ -283,3 +283,105 @@ def test_atrn_on_normal_listener_502(provider):
         s.auth_plain("demo@example.test", "demo-pass")
         r = s.cmd("ATRN site.test")
         assert r.code == 502, r
+
+
+# ---- the customer ---------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def site(base_dir):
+    d = Daemon(base_dir, name="dialsite", host="127.0.0.2", domains=SITE_DOMAINS,
+               accounts=[("alice@site.test", "alice-pass", []), ("bob@site.test", "bob-pass", [])])
+    d.start()
+    pw = os.path.join(d.root, "atrn.pw")
+    with open(pw, "w") as f:
+        f.write("demo-pass\n")
+    d.pwfile = pw
+    yield d
+    finish(d)
+
+
+def test_our_provider_and_our_customer(provider, site):
+    """Held mail at the ISP reaches the site's Maildir over the site's own connection."""
+    tok = token()
+    send_held(provider, "alice@site.test", tok)
+    send_held(provider, "bob@site.test", tok + "x")
+    site.mark()
+    cp = site.ctl("atrn", "--user", "demo@example.test", "--password-file", site.pwfile,
+                  "127.0.0.1:%d" % provider.odmr_port, "site.test")
+    assert "reversed connection" in cp.out, cp.out
+    site.wait_for_token("alice@site.test", tok)
+    site.wait_for_token("bob@site.test", tok + "x")
+    # the site's smtpd saw the session come from its own splice (a loopback client), the ISP logged relay=atrn
+    assert re.search(r"relay=atrn:demo@example\.test", provider.log("delivery"))
+    assert "event=atrn_reversed" in provider.log("main")
+    # nothing left: a second ATRN says so
+    cp = site.ctl("atrn", "--user", "demo@example.test", "--password-file", site.pwfile,
+                  "127.0.0.1:%d" % provider.odmr_port)
+    assert "no mail waiting" in cp.out, cp.out
+
+
+def test_customer_refusals(provider, site):
+    bad = os.path.join(site.root, "bad.pw")
+    with open(bad, "w") as f:
+        f.write("nope\n")
+    cp = site.ctl("atrn", "--user", "demo@example.test", "--password-file", bad,
+                  "127.0.0.1:%d" % provider.odmr_port, "site.test", check=False)
+    assert cp.returncode == 1 and "535" in cp.out, (cp.out, cp.err)
+    cp = site.ctl("atrn", "--user", "demo@example.test", "--password-file", site.pwfile,
+                  "127.0.0.1:%d" % provider.odmr_port, "third.test", check=False)
+    assert cp.returncode == 1 and "450" in cp.out, (cp.out, cp.err)
+    cp = site.ctl("atrn", "--user", "demo@example.test", "--password-file", site.pwfile,
+                  "127.0.0.1:%d" % provider.odmr_port, "bad..name", check=False)
+    assert cp.returncode == 2
+
+
+def test_customer_against_raw_provider(site):
+    """The test plays the ISP by RFC 2645; `tsubamectl atrn` splices us into the site's smtpd."""
+    import threading
+    srv = socket.socket()
+    srv.bind(("127.0.0.3", 0))
+    srv.listen(1)
+    port = srv.getsockname()[1]
+    tok = token()
+    seen = {}
+
+    def isp():
+        conn, _ = srv.accept()
+        c = Raw(conn)
+        c.send("220 isp.test ESMTP ODMR\r\n")
+        seen["ehlo"] = c.line()
+        c.send("250-isp.test\r\n250-AUTH PLAIN LOGIN\r\n250 ATRN\r\n")
+        seen["auth"] = c.line()
+        c.send("235 2.7.0 ok\r\n")
+        seen["atrn"] = c.line()
+        c.send("250 OK now reversing the connection\r\n")
+        # now we are the client of the site's smtpd
+        code, lines = c.reply()
+        seen["greeting"] = (code, lines)
+        seen["ehlo_reply"] = c.cmd("EHLO isp.test")
+        seen["mail"] = c.cmd("MAIL FROM:<someone@outside.test>")
+        seen["rcpt"] = c.cmd("RCPT TO:<alice@site.test>")
+        seen["data"] = c.cmd("DATA")
+        c.send("From: someone@outside.test\r\nSubject: %s\r\n\r\nvia raw ATRN %s\r\n.\r\n" % (tok, tok))
+        seen["dot"] = c.reply()
+        seen["quit"] = c.cmd("QUIT")
+        seen["closed"] = c.closed()
+        c.close()
+
+    t = threading.Thread(target=isp)
+    t.start()
+    cp = site.ctl("atrn", "--user", "demo@example.test", "--password-file", site.pwfile,
+                  "127.0.0.3:%d" % port, "site.test", "example.test")
+    t.join(20)
+    srv.close()
+    assert seen["ehlo"].startswith("EHLO ")
+    assert seen["auth"].startswith("AUTH PLAIN ")
+    assert base64.b64decode(seen["auth"].split()[2]) == b"\0demo@example.test\0demo-pass"
+    assert seen["atrn"] == "ATRN site.test,example.test"
+    assert seen["greeting"][0] == 220
+    assert seen["ehlo_reply"][0] == 250 and seen["mail"][0] == 250 and seen["rcpt"][0] == 250
+    assert seen["data"][0] == 354 and seen["dot"][0] == 250 and seen["quit"][0] == 221
+    assert seen["closed"]
+    assert "reversed connection" in cp.out
+    site.wait_for_token("alice@site.test", tok)
