@@ -157,7 +157,9 @@ static void send_one(struct queue *q, struct deliver_worker *w, struct qmsg *m, 
 	uint32_t flags = DELIVER_REQ_REMOTE | DELIVER_REQ_ATRN | (m->env.body == 1 ? DELIVER_REQ_8BIT : 0) |
 	    (m->env.smtputf8 ? DELIVER_REQ_SMTPUTF8 : 0);
 	char dom[ATRN_DOMAIN_MAX + 1];
-	snprintf(dom, sizeof(dom), "%s", domain);   /* the recipients' strings stay, but be safe */
+	size_t dl = strnlen(domain, ATRN_DOMAIN_MAX);   /* a copy: domain points into the envelope */
+	memcpy(dom, domain, dl);
+	dom[dl] = '\0';
 	struct buf p;
 	buf_init(&p, IPC_MAX_MESSAGE);
 	ipc_put_str(&p, m->qid);
@@ -300,8 +302,11 @@ void atrn_request(struct queue *q, struct ipc_msg *im)
 					}
 				}
 				char copy[ATRN_DOMAINS_MAX][ATRN_DOMAIN_MAX + 1];
-				for (size_t j = 0; j < k; j++)
-					snprintf(copy[j], sizeof(copy[j]), "%s", ds[j]);
+				for (size_t j = 0; j < k; j++) {
+					size_t dl = strnlen(ds[j], ATRN_DOMAIN_MAX);
+					memcpy(copy[j], ds[j], dl);
+					copy[j][dl] = '\0';
+				}
 				for (size_t j = 0; j < k; j++) {
 					send_one(q, w, m, copy[j], &pk, id);
 					requests++;
