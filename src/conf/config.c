@@ -19,7 +19,7 @@
 #include "util/log.h"
 #include "util/xalloc.h"
 
-enum ptype { P_STR, P_INT, P_SIZE, P_TIME, P_BOOL, P_ENUM, P_LIST, P_LISTEN, P_SUBMISSION, P_AUTH, P_LEVEL };
+enum ptype { P_STR, P_INT, P_SIZE, P_TIME, P_BOOL, P_ENUM, P_LIST, P_LISTEN, P_SUBMISSION, P_ODMR, P_AUTH, P_LEVEL };
 
 struct param {
 	const char *name;
@@ -53,6 +53,8 @@ static const struct param params[] = {
 	  "Listening endpoints, separated by spaces or commas: ADDRESS:PORT, [IPv6]:PORT, or *:PORT for every address allowed by ip_mode. A port ending in '*' is implicit TLS (R1). Several addresses may share a port (127.0.0.2:25 127.0.0.3:25); a domain bound to an address with ip= (docs/virtual-hosts.md) is served only on connections to it." },
 	{ "submission_listen", P_SUBMISSION, "", F(submission_listen), 0, 0, NULL,
 	  "Submission endpoints (R1: port 587; '*' after the port = implicit TLS): same syntax as listen, but every client must authenticate before MAIL (530 5.7.0). STARTTLS is offered as on listen." },
+	{ "odmr_listen", P_ODMR, "", F(odmr_listen), 0, 0, NULL,
+	  "On-Demand Mail Relay endpoints (E6, RFC 2645: port 366; '*' after the port = implicit TLS): same syntax as listen. Only AUTH and ATRN are served there: an account named in allow= of a held domain collects its mail over the same connection (docs/atrn.md). Empty: no ODMR service." },
 	{ "ip_mode", P_ENUM, "ipv4", F(ip_mode), 0, 0, ip_modes,
 	  "Which IP versions '*' listeners use: ipv4, ipv4+ipv6 or ipv6." },
 	{ "hidden_ips", P_LIST, "", F(hidden_ips), 0, 0, NULL,
@@ -418,6 +420,8 @@ static int set_param(struct config *c, const struct param *p, const char *value,
 		return 0;
 	case P_SUBMISSION:
 		return parse_listen(value, &c->submission_listen, &c->nsubmission_listen, why);
+	case P_ODMR:
+		return parse_listen(value, &c->odmr_listen, &c->nodmr_listen, why);
 	case P_AUTH: {
 		unsigned mask;
 		if (sasl_parse_methods(value, &mask) < 0) {
@@ -540,13 +544,13 @@ static int finish(struct config *c, const char *path, struct buf *errors)
 		buf_appendf(errors, "%s: tls_cert_file and tls_key_file must be set together\n", path);
 		problems++;
 	}
-	for (int k = 0; k < 2; k++) {
-		const struct listen_addr *v = k ? c->submission_listen : c->listen;
-		size_t n = k ? c->nsubmission_listen : c->nlisten;
+	for (int k = 0; k < 3; k++) {
+		const struct listen_addr *v = k == 2 ? c->odmr_listen : k ? c->submission_listen : c->listen;
+		size_t n = k == 2 ? c->nodmr_listen : k ? c->nsubmission_listen : c->nlisten;
 		for (size_t i = 0; i < n; i++)
 			if (v[i].implicit_tls && !have_tls) {
 				buf_appendf(errors, "%s: %s %s: an implicit TLS listener needs tls_cert_file and tls_key_file\n",
-				    path, k ? "submission_listen" : "listen", v[i].text);
+				    path, k == 2 ? "odmr_listen" : k ? "submission_listen" : "listen", v[i].text);
 				problems++;
 			}
 	}
@@ -660,6 +664,9 @@ void config_free(struct config *c)
 	free(c->submission_listen);
 	c->submission_listen = NULL;
 	c->nsubmission_listen = 0;
+	free(c->odmr_listen);
+	c->odmr_listen = NULL;
+	c->nodmr_listen = 0;
 	free(c->auth_methods_text);
 	c->auth_methods_text = NULL;
 	free(c->path);
@@ -689,9 +696,11 @@ static void value_text(const struct config *c, const struct param *p, struct buf
 		break;
 	}
 	case P_LISTEN:
-	case P_SUBMISSION: {
-		const struct listen_addr *v = p->type == P_LISTEN ? c->listen : c->submission_listen;
-		size_t n = p->type == P_LISTEN ? c->nlisten : c->nsubmission_listen;
+	case P_SUBMISSION:
+	case P_ODMR: {
+		const struct listen_addr *v = p->type == P_LISTEN ? c->listen : p->type == P_ODMR ? c->odmr_listen :
+		    c->submission_listen;
+		size_t n = p->type == P_LISTEN ? c->nlisten : p->type == P_ODMR ? c->nodmr_listen : c->nsubmission_listen;
 		for (size_t i = 0; i < n; i++)
 			buf_appendf(out, "%s%s", i ? " " : "", v[i].text);
 		break;

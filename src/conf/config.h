@@ -26,6 +26,11 @@ struct strlist {
 };
 
 /* One listening endpoint: "127.0.0.1:2525", "[::1]:25", "*:25", "192.0.2.4:465*". */
+/* What a listener serves (master -> smtpd): listen, submission_listen, odmr_listen. */
+#define LISTEN_KIND_SMTP 0
+#define LISTEN_KIND_SUBMISSION 1
+#define LISTEN_KIND_ODMR 2
+
 struct listen_addr {
 	char host[64];   /* numeric address, or "*" for every address of ip_mode */
 	char port[8];
@@ -47,6 +52,8 @@ struct config {
 	size_t nlisten;
 	struct listen_addr *submission_listen;   /* AUTH required before MAIL (R1: port 587) */
 	size_t nsubmission_listen;
+	struct listen_addr *odmr_listen;         /* E6: AUTH + ATRN only (RFC 2645: port 366) */
+	size_t nodmr_listen;
 	int ip_mode;
 	struct strlist hidden_ips;
 	long max_sessions;

@@ -27,6 +27,8 @@ int ctl_queue_exchange(const struct ctl *c, const char *line, char *out, size_t 
 int ctl_link(struct ctl *c, int argc, char **argv);
 /* etrn [options] HOST[:PORT] ARG... (ctl_etrn.c): ask a mail server for our queued mail (E4, RFC 1985). */
 int ctl_etrn(struct ctl *c, int argc, char **argv);
+/* atrn [options] HOST[:PORT] [DOMAIN...] (ctl_etrn.c): collect our held mail over ATRN (E6, RFC 2645). */
+int ctl_atrn(struct ctl *c, int argc, char **argv);
 int ctl_account(struct ctl *c, int argc, char **argv);  /* account add|del|passwd|list|show|import|export */
 int ctl_domain(struct ctl *c, int argc, char **argv);   /* domain add|set|del|list */
 /*

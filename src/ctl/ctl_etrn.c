@@ -29,7 +29,9 @@
 #include <errno.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <openssl/crypto.h>
 #include <openssl/err.h>
+#include <openssl/evp.h>
 #include <openssl/ssl.h>
 #include <poll.h>
 #include <stdio.h>
@@ -41,6 +43,7 @@
 
 #include "deliver/etrn_proto.h"
 #include "deliver/hosts.h"
+#include "policy/atrn_args.h"
 #include "tls/tls_client.h"
 #include "util/xalloc.h"
 
@@ -553,6 +556,292 @@ int ctl_etrn(struct ctl *ctl, int argc, char **argv)
 		quit(&c);
 	rc = broken ? EXIT_UNREACHABLE : refused ? EXIT_REFUSED : 0;
 done:
+	conn_close(&c);
+	return rc;
+}
+
+/* ---- tsubamectl atrn: the customer's side of ATRN (E6, RFC 2645; docs/atrn.md) ----------------
+ *
+ * tsubamectl atrn [--starttls] [--user U --password-file F] [--timeout S] [--helo NAME] [-v]
+ *                 HOST[:PORT] [DOMAIN...]
+ *
+ * The same small blocking client as etrn (it shares its connection code):
+ * connect (port 366 by default), greeting, EHLO, STARTTLS when asked, AUTH
+ * PLAIN (the account from --user/--password-file, else smarthost_auth_user /
+ * smarthost_auth_password of the configuration), "ATRN d1,d2" (all our held
+ * domains when none is given).  On 250 the roles reverse: we do not speak SMTP
+ * ourselves but splice the connection into our own smtpd (the first `listen`
+ * address of the configuration), which greets the provider, receives the mail
+ * for our domains durably and answers its QUIT.  We parse none of those bytes.
+ *
+ * Exit status: 0 the mail was collected (or 453: no mail waiting); 1 refused
+ * (AUTH, ATRN, EHLO without ATRN); 2 usage; 4 unreachable or broken.
+ */
+#define ATRN_IDLE_DEFAULT 300
+#define ATRN_SPLICE_MAX_MS (4LL * 3600 * 1000)
+
+static void atrn_usage(void)
+{
+	fprintf(stderr, "usage: tsubamectl atrn [--starttls] [--user USER --password-file FILE] [--timeout SECONDS] "
+			"[--helo NAME] [-v] HOST[:PORT] [DOMAIN...]\n");
+}
+
+/* Connect to our own first listen address (blocking, with a timeout). */
+static int connect_own_smtpd(const struct config *cfg, int timeout_ms)
+{
+	if (cfg->nlisten == 0)
+		return -1;
+	const struct listen_addr *la = &cfg->listen[0];
+	const char *host = !strcmp(la->host, "*") ? "127.0.0.1" : la->host;
+	struct addrinfo hints, *res = NULL;
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV;
+	if (getaddrinfo(host, la->port, &hints, &res) != 0)
+		return -1;
+	int fd = connect_one(res->ai_addr, res->ai_addrlen, timeout_ms);
+	freeaddrinfo(res);
+	return fd;
+}
+
+/* Copy bytes both ways until either side closes.  0, or -1 on a timeout or an error. */
+static int splice_loop(struct conn *c, int lfd, int idle_ms, unsigned long long *up, unsigned long long *down)
+{
+	char buf[16384];
+	long long started = ms_now();
+	/* what the provider sent right after its 250 (its first bytes as our client) goes first */
+	if (c->have > 0) {
+		if (send(lfd, c->in, c->have, MSG_NOSIGNAL) != (ssize_t)c->have)
+			return -1;
+		*down += c->have;
+		c->have = 0;
+	}
+	for (;;) {
+		if (ms_now() - started > ATRN_SPLICE_MAX_MS)
+			return -1;
+		int remote_ready = c->ssl && SSL_pending(c->ssl) > 0;
+		struct pollfd p[2] = { { c->fd, POLLIN, 0 }, { lfd, POLLIN, 0 } };
+		int r = remote_ready ? 1 : poll(p, 2, idle_ms);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return -1;   /* idle for too long */
+		if (remote_ready || (p[0].revents & (POLLIN | POLLHUP | POLLERR))) {
+			ssize_t n = conn_read(c, buf, sizeof(buf), ms_now() + idle_ms);
+			if (n == 0)
+				return 0;
+			if (n < 0)
+				return n == -2 ? -1 : 0;
+			for (ssize_t off = 0; off < n;) {
+				ssize_t w = send(lfd, buf + off, (size_t)(n - off), MSG_NOSIGNAL);
+				if (w < 0 && errno == EINTR)
+					continue;
+				if (w <= 0)
+					return 0;   /* our smtpd closed */
+				off += w;
+			}
+			*down += (unsigned long long)n;
+		}
+		if (p[1].revents & (POLLIN | POLLHUP | POLLERR)) {
+			ssize_t n = recv(lfd, buf, sizeof(buf), 0);
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n <= 0)
+				return 0;   /* our smtpd said 221 and closed: done */
+			if (conn_write(c, buf, (size_t)n, ms_now() + idle_ms) < 0)
+				return 0;
+			*up += (unsigned long long)n;
+		}
+	}
+}
+
+static char *read_password_file(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return NULL;
+	char line[1024];
+	char *pw = NULL;
+	if (fgets(line, sizeof(line), f)) {
+		line[strcspn(line, "\r\n")] = '\0';
+		pw = xstrdup(line);
+	}
+	fclose(f);
+	return pw;
+}
+
+int ctl_atrn(struct ctl *ctl, int argc, char **argv)
+{
+	int starttls = 0, verbose = 0;
+	long timeout = ATRN_IDLE_DEFAULT;
+	const char *helo = ctl->cfg.hostname, *user = NULL, *pwfile = NULL;
+	int i = 0;
+	for (; i < argc && argv[i][0] == '-'; i++) {
+		if (!strcmp(argv[i], "--starttls"))
+			starttls = 1;
+		else if (!strcmp(argv[i], "-v"))
+			verbose = 1;
+		else if (!strcmp(argv[i], "--user") && i + 1 < argc)
+			user = argv[++i];
+		else if (!strcmp(argv[i], "--password-file") && i + 1 < argc)
+			pwfile = argv[++i];
+		else if (!strcmp(argv[i], "--timeout") && i + 1 < argc) {
+			char *end;
+			timeout = strtol(argv[++i], &end, 10);
+			if (*argv[i] < '0' || *argv[i] > '9' || *end || timeout < 1 || timeout > 3600) {
+				fprintf(stderr, "tsubamectl: atrn: --timeout takes 1 to 3600 seconds\n");
+				return EXIT_USAGE;
+			}
+		} else if (!strcmp(argv[i], "--helo") && i + 1 < argc) {
+			helo = argv[++i];
+		} else if (!strcmp(argv[i], "--")) {
+			i++;
+			break;
+		} else {
+			atrn_usage();
+			return EXIT_USAGE;
+		}
+	}
+	if (argc - i < 1) {
+		atrn_usage();
+		return EXIT_USAGE;
+	}
+	char host[ETRN_HOST_MAX], why[128];
+	unsigned port;
+	int port_given;
+	if (etrn_server_parse(argv[i], host, sizeof(host), &port, &port_given, why, sizeof(why)) < 0) {
+		fprintf(stderr, "tsubamectl: atrn: '%s' is not HOST[:PORT] (%s)\n", argv[i], why);
+		return EXIT_USAGE;
+	}
+	if (!port_given)
+		port = 366;   /* RFC 2645 4: the odmr port */
+	/* the domains, joined and checked by the parser the provider uses */
+	char list[2048] = "";
+	for (int k = i + 1; k < argc; k++) {
+		size_t len = strlen(list);
+		snprintf(list + len, sizeof(list) - len, "%s%s", len ? "," : "", argv[k]);
+	}
+	struct atrn_domains *doms = xcalloc(1, sizeof(*doms));
+	int bad = atrn_parse_domains(list, doms) != 0;
+	free(doms);
+	if (bad || strlen(list) > 1000) {
+		fprintf(stderr, "tsubamectl: atrn: '%s': not a list of domain names\n", list);
+		return EXIT_USAGE;
+	}
+	char *password = NULL;
+	if (user) {
+		if (!pwfile || !(password = read_password_file(pwfile))) {
+			fprintf(stderr, "tsubamectl: atrn: --user needs a readable --password-file\n");
+			return EXIT_USAGE;
+		}
+	} else if (ctl->cfg.smarthost_auth_user && ctl->cfg.smarthost_auth_user[0]) {
+		user = ctl->cfg.smarthost_auth_user;
+		password = xstrdup(ctl->cfg.smarthost_auth_password ? ctl->cfg.smarthost_auth_password : "");
+	} else {
+		fprintf(stderr, "tsubamectl: atrn: no account: give --user and --password-file, or set "
+				"smarthost_auth_user and smarthost_auth_password\n");
+		return EXIT_USAGE;
+	}
+
+	struct conn c;
+	memset(&c, 0, sizeof(c));
+	c.fd = -1;
+	c.timeout_ms = 30000;
+	c.verbose = verbose;
+	struct etrn_reply r;
+	char cmd[4096];
+	int rc = EXIT_UNREACHABLE, lfd = -1;
+	if (open_conn(ctl, &c, host, port, 1) < 0)
+		goto done;
+	if (read_reply(&c, &r, "greeting") < 0)
+		goto done;
+	if (r.code != 220) {
+		fprintf(stderr, "tsubamectl: atrn: %s: greeting %d %s\n", c.peer, r.code, r.text);
+		goto done;
+	}
+	snprintf(cmd, sizeof(cmd), "EHLO %s", helo);
+	if (command(&c, cmd, &r, "EHLO reply") < 0)
+		goto done;
+	if (r.code != 250) {
+		fprintf(stderr, "tsubamectl: atrn: %s: EHLO refused: %d %s\n", c.peer, r.code, r.text);
+		rc = EXIT_REFUSED;
+		quit(&c);
+		goto done;
+	}
+	if (starttls) {
+		if (!(r.ehlo & ETRN_EHLO_STARTTLS) || command(&c, "STARTTLS", &r, "STARTTLS reply") < 0 || r.code != 220 ||
+		    start_tls(&c, host) < 0) {
+			fprintf(stderr, "tsubamectl: atrn: %s: STARTTLS failed\n", c.peer);
+			goto done;
+		}
+		snprintf(cmd, sizeof(cmd), "EHLO %s", helo);
+		if (command(&c, cmd, &r, "EHLO reply") < 0 || r.code != 250)
+			goto done;
+	}
+	/* AUTH PLAIN (RFC 4616): authzid empty, authcid, password */
+	{
+		size_t ul = strlen(user), pl = strlen(password);
+		if (ul + pl > 900) {
+			fprintf(stderr, "tsubamectl: atrn: account or password too long\n");
+			rc = EXIT_USAGE;
+			goto done;
+		}
+		unsigned char raw[1024];
+		raw[0] = '\0';
+		memcpy(raw + 1, user, ul);
+		raw[1 + ul] = '\0';
+		memcpy(raw + 2 + ul, password, pl);
+		char b64[1400];
+		EVP_EncodeBlock((unsigned char *)b64, raw, (int)(2 + ul + pl));
+		snprintf(cmd, sizeof(cmd), "AUTH PLAIN %s", b64);
+		OPENSSL_cleanse(raw, sizeof(raw));
+	}
+	int authok = command(&c, cmd, &r, "AUTH reply");
+	OPENSSL_cleanse(cmd, sizeof(cmd));
+	if (authok < 0)
+		goto done;
+	if (r.code != 235) {
+		printf("AUTH: %d %s\n", r.code, r.text);
+		rc = EXIT_REFUSED;
+		quit(&c);
+		goto done;
+	}
+	snprintf(cmd, sizeof(cmd), "ATRN%s%s", list[0] ? " " : "", list);
+	if (command(&c, cmd, &r, "ATRN reply") < 0)
+		goto done;
+	if (r.code == 453) {
+		printf("no mail waiting (%d %s)\n", r.code, r.text);
+		quit(&c);
+		rc = 0;
+		goto done;
+	}
+	if (r.code != 250) {
+		printf("ATRN: %d %s\n", r.code, r.text);
+		rc = EXIT_REFUSED;
+		quit(&c);
+		goto done;
+	}
+	/* RFC 2645 4.3: we are the SMTP server now: our own smtpd plays that part. */
+	lfd = connect_own_smtpd(&ctl->cfg, c.timeout_ms);
+	if (lfd < 0) {
+		fprintf(stderr, "tsubamectl: atrn: cannot connect to our own smtpd (listen = %s)\n",
+		    ctl->cfg.nlisten ? ctl->cfg.listen[0].text : "-");
+		goto done;
+	}
+	unsigned long long up = 0, down = 0;
+	long long t0 = ms_now();
+	int s = splice_loop(&c, lfd, (int)timeout * 1000, &up, &down);
+	printf("ATRN: %d %s; received over the reversed connection: %llu bytes in, %llu bytes out, %.1f s%s\n", r.code,
+	    r.text, down, up, (double)(ms_now() - t0) / 1000.0, s < 0 ? " (timed out)" : "");
+	rc = s < 0 ? EXIT_UNREACHABLE : 0;
+done:
+	fflush(stdout);
+	if (lfd >= 0)
+		close(lfd);
+	if (password) {
+		OPENSSL_cleanse(password, strlen(password));
+		free(password);
+	}
 	conn_close(&c);
 	return rc;
 }

@@ -32,6 +32,7 @@ static void usage(void)
 	    "  secret set|del|list ...       CRAM-MD5 secrets of accounts that opted in\n"
 	    "  relay check IP SENDER RECIPIENT [--auth] | block IP\n"
 	    "  link up|down|status | wait [SECONDS]   the dial-up link (dialup = yes)\n"
+	    "  atrn [--starttls] [--user U --password-file F] [--timeout S] HOST[:PORT] [DOMAIN...]\n"
 	    "  etrn [--starttls] [--force] [--timeout S] HOST[:PORT] DOMAIN|@DOMAIN|#QUEUE...\n"
 	    "                 ask a mail server to send the mail it holds for us (ETRN)\n"
 	    "  check          check the configuration and tables (like tsubamed -n)\n"
@@ -134,6 +135,8 @@ int main(int argc, char **argv)
 		fix_table_owner(&c);
 	} else if (!strcmp(cmd, "link")) {
 		rc = ctl_link(&c, argc - i - 1, argv + i + 1);
+	} else if (!strcmp(cmd, "atrn")) {
+		rc = ctl_atrn(&c, argc - i - 1, argv + i + 1);
 	} else if (!strcmp(cmd, "etrn")) {
 		rc = ctl_etrn(&c, argc - i - 1, argv + i + 1);
 	} else if (!strcmp(cmd, "check")) {

@@ -20,6 +20,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "deliver/atrn_relay.h"
 #include "deliver/etrn_job.h"
 #include "deliver/remote.h"
 #include "local/reload.h"
@@ -52,6 +53,7 @@ struct deliver {
 	unsigned long long stamp;     /* tables_stamp() of the tables in use */
 	int stopping;                 /* closing the cached connections; no new remote jobs */
 	struct etrn_jobs *etrn;       /* pull requests in progress (E4) */
+	struct atrn_relay *atrn;      /* reversed ATRN connections (E6) */
 };
 
 /*
@@ -212,6 +214,23 @@ static char *dsn_rcpt_params(uint32_t notify, const char *orcpt, const char *ori
 static void on_queue_msg(struct ipc_channel *ch, struct ipc_msg *m, void *arg)
 {
 	struct deliver *d = arg;
+	if (m->type == IPC_D_ATRN_OPEN) {
+		uint32_t id = ipc_get_u32(m);
+		const char *tag = ipc_get_str(m);
+		if (ipc_end(m) < 0 || m->fd < 0 || d->stopping) {
+			if (m->fd >= 0)
+				close(m->fd);
+			return;
+		}
+		atrn_relay_open(d->atrn, id, tag, m->fd);
+		return;
+	}
+	if (m->type == IPC_D_ATRN_END && m->fd < 0) {
+		uint32_t id = ipc_get_u32(m);
+		if (ipc_end(m) == 0)
+			atrn_relay_end(d->atrn, id);
+		return;
+	}
 	if (m->type == IPC_D_ETRN && m->fd < 0) {
 		if (!d->stopping)
 			etrn_jobs_request(d->etrn, d->cfg, m, &d->queue);
@@ -243,6 +262,7 @@ static void on_queue_msg(struct ipc_channel *ch, struct ipc_msg *m, void *arg)
 		items[i].notify = ipc_get_u32(m);
 		items[i].orcpt = ipc_get_str(m);
 	}
+	uint32_t atrn_id = (flags & DELIVER_REQ_ATRN) ? ipc_get_u32(m) : 0;   /* E6: after the recipients */
 	if (ipc_end(m) < 0 || m->fd < 0) {
 		if (m->fd >= 0)
 			close(m->fd);
@@ -250,7 +270,7 @@ static void on_queue_msg(struct ipc_channel *ch, struct ipc_msg *m, void *arg)
 		return;
 	}
 	if (flags & DELIVER_REQ_REMOTE) {
-		if (!d->remote || d->stopping) {
+		if (d->stopping || (!d->remote && !(flags & DELIVER_REQ_ATRN))) {
 			for (uint32_t i = 0; i < n; i++)
 				send_result_raw(d, qid, items[i].idx, DELIVER_TEMPFAIL, RETRY_NOANSWER, "4.3.5",
 				    d->stopping ? "shutting down" : "remote delivery unavailable (see the deliver log)");
@@ -275,7 +295,10 @@ static void on_queue_msg(struct ipc_channel *ch, struct ipc_msg *m, void *arg)
 			.flags = (flags & DELIVER_REQ_8BIT ? REMOTE_FLAG_8BIT : 0) |
 			    (flags & DELIVER_REQ_SMTPUTF8 ? REMOTE_FLAG_SMTPUTF8 : 0),
 		};
-		remote_deliver(d->remote, qid, m->fd, off, len, &msg, domain, rr, n, remote_done, d);
+		if (flags & DELIVER_REQ_ATRN)
+			atrn_relay_deliver(d->atrn, atrn_id, qid, m->fd, off, len, &msg, domain, rr, n, remote_done, d);
+		else
+			remote_deliver(d->remote, qid, m->fd, off, len, &msg, domain, rr, n, remote_done, d);
 		free(items);
 		return;
 	}
@@ -422,6 +445,7 @@ int deliver_main(struct config *cfg, int queue_fd, int index)
 		log_warnx("event=remote_delivery_unavailable errors=%s", lq(buf_cstr(&errors)));
 	buf_free(&errors);
 	d.etrn = etrn_jobs_new(d.base);
+	d.atrn = atrn_relay_new(d.base, d.cfg);
 	ipc_channel_init(&d.queue, d.base, queue_fd, "queue", on_queue_msg, on_queue_close, &d);
 	d.queue.on_batch_end = on_batch_end;
 	d.ev_sighup = evsignal_new(d.base, SIGHUP, on_sighup, &d);
@@ -432,6 +456,7 @@ int deliver_main(struct config *cfg, int queue_fd, int index)
 	event_add(d.ev_sigint, NULL);
 	signals_unblock_lifecycle();
 	event_base_dispatch(d.base);
+	atrn_relay_free(d.atrn);
 	remote_free(d.remote);
 	etrn_jobs_free(d.etrn);
 	ipc_channel_close(&d.queue);

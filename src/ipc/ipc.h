@@ -48,6 +48,20 @@ enum ipc_type {
 	/* deliver -> queue */
 	IPC_D_ETRN_RESULT,   /* u32 id, u32 ran, u32 permanent, str detail, str peer, u32 offered, u32 tls,
 	                        u32 n, n x (u32 reply code (0 = none), str reply text) */
+	/* smtpd -> queue, and the answer (E6 ATRN, RFC 2645; smtp/cmd_atrn.c, queue/atrn.c) */
+	IPC_Q_ATRN,          /* u64 session, str client ip, str auth id, u32 n, n x str domain, + fd (the splice's end) */
+	IPC_Q_ATRN_RESULT,   /* u64 session, u32 status (enum atrn_status), u64 messages, str reason */
+	/* queue -> deliver: the reversed connection (deliver/atrn_relay.c) */
+	IPC_D_ATRN_OPEN,     /* u32 atrn id, str log tag, + fd: the connection to the customer, already reversed */
+	IPC_D_ATRN_END,      /* u32 atrn id: no more messages; QUIT when the last one is done */
+};
+
+/* What the queue answers an ATRN (IPC_Q_ATRN_RESULT); smtpd words the replies. */
+enum atrn_status {
+	ATRN_STATUS_OK = 0,     /* 250 OK now reversing the connection */
+	ATRN_STATUS_NOMAIL,     /* 453 You have no mail */
+	ATRN_STATUS_REFUSED,    /* 450 ATRN request refused: a domain not held, or not this account's */
+	ATRN_STATUS_UNABLE      /* 451 Unable to process ATRN request now */
 };
 
 enum deliver_status { DELIVER_OK = 0, DELIVER_TEMPFAIL = 1, DELIVER_PERMFAIL = 2 };
@@ -56,6 +70,7 @@ enum deliver_status { DELIVER_OK = 0, DELIVER_TEMPFAIL = 1, DELIVER_PERMFAIL = 2
 #define DELIVER_REQ_REMOTE 0x1    /* recipients of one remote domain: SMTP, not Maildir */
 #define DELIVER_REQ_8BIT 0x2      /* BODY=8BITMIME */
 #define DELIVER_REQ_SMTPUTF8 0x4
+#define DELIVER_REQ_ATRN 0x8      /* E6: over the ATRN connection whose u32 id follows the recipients */
 
 struct ipc_msg {
 	uint32_t type;

@@ -256,7 +256,8 @@ static int bind_one(struct master *ms, const struct listen_addr *la, const char 
 	ms->listen_addrs[ms->nlisten] = *la;
 	ms->listen_submission[ms->nlisten] = submission;
 	ms->nlisten++;
-	log_info("event=listening listen=%s submission=%s tls=%s", la->text, submission ? "yes" : "no",
+	log_info("event=listening listen=%s submission=%s tls=%s", la->text,
+	    submission == LISTEN_KIND_ODMR ? "odmr" : submission ? "yes" : "no",
 	    la->implicit_tls ? "implicit" : "starttls");
 	return 0;
 }
@@ -264,9 +265,10 @@ static int bind_one(struct master *ms, const struct listen_addr *la, const char 
 static void bind_listeners(struct master *ms)
 {
 	struct config *cfg = ms->cfg;
-	for (int sub = 0; sub < 2; sub++) {
-		const struct listen_addr *list = sub ? cfg->submission_listen : cfg->listen;
-		size_t n = sub ? cfg->nsubmission_listen : cfg->nlisten;
+	for (int sub = 0; sub < 3; sub++) {   /* LISTEN_KIND_* */
+		const struct listen_addr *list = sub == LISTEN_KIND_ODMR ? cfg->odmr_listen : sub ? cfg->submission_listen :
+		    cfg->listen;
+		size_t n = sub == LISTEN_KIND_ODMR ? cfg->nodmr_listen : sub ? cfg->nsubmission_listen : cfg->nlisten;
 		for (size_t i = 0; i < n; i++) {
 			const struct listen_addr *la = &list[i];
 			int r = 0;

@@ -157,6 +157,17 @@ int hold_may_release(const struct hold_table *t, const struct hold_entry *e, con
 	return hold_access_allows(e->has_allow ? &e->allow : &t->defaults, client_ip, auth_id);
 }
 
+int hold_may_collect(const struct hold_table *t, const struct hold_entry *e, const char *auth_id)
+{
+	const struct hold_access *a = e->has_allow ? &e->allow : &t->defaults;
+	if (!auth_id || !*auth_id)
+		return 0;
+	for (size_t i = 0; i < a->naccounts; i++)
+		if (strcasecmp(a->accounts[i], auth_id) == 0)
+			return 1;
+	return 0;
+}
+
 /* ---- route= ------------------------------------------------------------- */
 
 /* "host", "host:port", "192.0.2.1:2525", "[2001:db8::1]:25".  0, or -1 with why. */

@@ -100,6 +100,13 @@ const struct hold_entry *hold_lookup_addr(const struct hold_table *t, const char
  */
 int hold_may_release(const struct hold_table *t, const struct hold_entry *e, const char *client_ip,
     const char *auth_id);
+/*
+ * E6 ATRN (docs/atrn.md): may the account auth_id collect entry e's mail over
+ * its own connection?  Only an account named in the entry's allow= (else in
+ * etrn_clients): never "*" nor an IP pattern, since the mail goes to whoever
+ * asks, not to the entry's route.
+ */
+int hold_may_collect(const struct hold_table *t, const struct hold_entry *e, const char *auth_id);
 /* The same for the defaults (etrn_clients) alone: ETRN of a domain that is not held. */
 int hold_access_allows(const struct hold_access *a, const char *client_ip, const char *auth_id);
 

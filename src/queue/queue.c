@@ -22,6 +22,7 @@
 
 #include "local/reload.h"
 #include "deliver/remote.h"
+#include "queue/atrn.h"
 #include "queue/held.h"
 #include "queue/link.h"
 #include "queue/queue_ctl.h"
@@ -715,6 +716,10 @@ static void on_deliver_close(struct ipc_channel *ch, void *arg)
 static void on_smtpd_msg(struct ipc_channel *ch, struct ipc_msg *im, void *arg)
 {
 	struct queue *q = arg;
+	if (im->type == IPC_Q_ATRN) {
+		atrn_request(q, im);   /* E6: it passes the connection on, or closes it */
+		return;
+	}
 	if (im->fd >= 0)
 		close(im->fd);
 	switch (im->type) {

@@ -84,6 +84,7 @@ struct queue {
 	size_t ncommits, cap_commits;
 	unsigned inflight;
 	unsigned remote_inflight;
+	uint32_t atrn_next;            /* E6: the last ATRN connection id given to deliver (atrn.c) */
 	struct dest_table dests;       /* per-destination in-flight counts and waiting messages (D1) */
 	unsigned max_inflight;
 	size_t nmessages;

@@ -48,7 +48,6 @@ static void cmd_vrfy(struct session *s, const char *args);
 static void cmd_expn(struct session *s, const char *args);
 static void cmd_help(struct session *s, const char *args);
 static void cmd_turn(struct session *s, const char *args);
-static void cmd_unimplemented(struct session *s, const char *args);
 static enum sender_class classify_sender(struct session *s, const struct mailaddr *from);
 static int sender_allowed(struct session *s, const struct mailaddr *from, const char *sender, enum sender_class sclass);
 void cmd_data(struct session *s, const char *args);
@@ -71,7 +70,7 @@ static const struct cmd table[] = {
 	{ VERB_STARTTLS, CMD_LAST_IN_GROUP_TLS, cmd_starttls },
 	{ VERB_AUTH, CMD_NEEDS_HELLO, cmd_auth },
 	{ VERB_ETRN, CMD_NEEDS_HELLO, cmd_etrn },   /* cmd_etrn.c */
-	{ VERB_ATRN, 0, cmd_unimplemented },
+	{ VERB_ATRN, CMD_NEEDS_HELLO, cmd_atrn },   /* cmd_atrn.c (E6, odmr_listen only) */
 };
 
 void commands_dispatch(struct session *s, char *line, size_t len)
@@ -105,6 +104,13 @@ void commands_dispatch(struct session *s, char *line, size_t len)
 		session_reply(s, 421, "4.3.2", "%s Service shutting down", s->hostname);
 		return;
 	}
+	if (s->odmr && c.verb != VERB_EHLO && c.verb != VERB_HELO && c.verb != VERB_AUTH && c.verb != VERB_STARTTLS &&
+	    c.verb != VERB_ATRN && c.verb != VERB_QUIT && c.verb != VERB_RSET && c.verb != VERB_NOOP &&
+	    c.verb != VERB_HELP) {
+		/* RFC 2645 4: the ODMR port serves AUTH and ATRN, not mail submission or relay. */
+		session_reply(s, 502, "5.5.1", "Error: only AUTH and ATRN are served on the ODMR port");
+		return;
+	}
 	if ((k->flags & CMD_NEEDS_HELLO) && !s->helo) {
 		session_reply(s, 503, "5.5.1", "Error: send HELO/EHLO first");
 		return;
@@ -131,6 +137,23 @@ static void hello(struct session *s, const char *args, int esmtp)
 	}
 	struct buf r;
 	buf_init(&r, 4096);
+	if (s->odmr) {
+		/* RFC 2645 4.2.2: the ODMR port offers AUTH and ATRN (STARTTLS first unless auth_plaintext). */
+		buf_appendf(&r, "%s\n", s->hostname);
+		if (s->sd->tls && !s->tls)
+			buf_puts(&r, "STARTTLS\n");
+		if (auth_offered(s)) {
+			buf_puts(&r, "AUTH");
+			for (enum sasl_mech m = SASL_PLAIN; m <= SASL_CRAM_MD5; m++)
+				if (cfg->auth_methods & (1u << m))
+					buf_appendf(&r, " %s", sasl_mech_name(m));
+			buf_puts(&r, "\n");
+		}
+		buf_puts(&r, "ATRN\nENHANCEDSTATUSCODES");
+		session_reply_lines(s, 250, NULL, buf_cstr(&r));
+		buf_free(&r);
+		return;
+	}
 	buf_appendf(&r, "%s\nPIPELINING\n", s->hostname);
 	if (cfg->max_message_size > 0)
 		buf_appendf(&r, "SIZE %ld\n", cfg->max_message_size);
@@ -507,9 +530,4 @@ static void cmd_turn(struct session *s, const char *args)
 	 * releases held mail safely: to the customer's own host, on a new connection.
 	 */
 	session_reply(s, 502, "5.7.0", "Error: TURN is not supported: it would hand mail to an unverified client; use ETRN");
-}
-
-static void cmd_unimplemented(struct session *s, const char *args)
-{
-	session_reply(s, 502, "5.5.1", "Error: command not implemented");
 }

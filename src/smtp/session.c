@@ -136,6 +136,7 @@ void session_destroy(struct session *s)
 	    total + s->counts[VERB_UNKNOWN], buf_cstr(&counts));
 	buf_free(&counts);
 	rcpt_elsewhere_cancel(s);
+	atrn_session_free(s);
 	session_txn_free(s);
 	TAILQ_REMOVE(&sd->sessions, s, entry);
 	index_del(sd, s);
@@ -437,6 +438,14 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
 	}
 }
 
+void session_restore_callbacks(struct session *s)
+{
+	bufferevent_setcb(s->bev, on_read, write_done, on_event, s);
+	bufferevent_setwatermark(s->bev, EV_WRITE, 0, 0);
+	bufferevent_setwatermark(s->bev, EV_READ, 0, INPUT_HIGH_WATERMARK);
+	set_timeout(s, s->sd->cfg->command_timeout);
+}
+
 static void addr_text(const struct sockaddr *sa, socklen_t len, char *host, size_t hsz, char *port, size_t psz)
 {
 	if (getnameinfo(sa, len, host, (socklen_t)hsz, port, (socklen_t)psz, NI_NUMERICHOST | NI_NUMERICSERV) != 0) {
@@ -518,6 +527,7 @@ void session_start(struct smtpd *sd, int fd, const struct sockaddr *sa, socklen_
 	snprintf(s->hostname, sizeof(s->hostname), "%s", vhost_hostname(&sd->tables->domains, lhost, sd->cfg->hostname));
 	addr_text(sa, salen, s->client_addr, sizeof(s->client_addr), s->client_port, sizeof(s->client_port));
 	s->submission = l->submission;
+	s->odmr = l->odmr;
 	if (l->addr.implicit_tls && sd->tls) {
 		/* R1: a port written with '*' speaks TLS from the first byte (465). */
 		SSL *ssl = tls_session_new(sd->tls);
@@ -545,7 +555,7 @@ void session_start(struct smtpd *sd, int fd, const struct sockaddr *sa, socklen_
 	set_timeout(s, sd->cfg->command_timeout);
 	log_to(LOG_CONNECT, "event=connect session=%llu client=%s port=%s local=%s:%s tls=%s submission=%s",
 	    (unsigned long long)s->id, s->client_addr, s->client_port, s->local_addr, s->local_port,
-	    s->implicit_tls ? "implicit" : "no", s->submission ? "yes" : "no");
+	    s->implicit_tls ? "implicit" : "no", s->odmr ? "odmr" : s->submission ? "yes" : "no");
 
 	if (sd->stopping) {
 		session_reply(s, 421, "4.3.2", "%s Service shutting down", s->hostname);

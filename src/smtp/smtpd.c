@@ -95,6 +95,9 @@ static void on_queue_msg(struct ipc_channel *ch, struct ipc_msg *m, void *arg)
 	}
 	case IPC_Q_ETRN_RESULT:
 		etrn_queue_answered(sd, id, m);
+		break;
+	case IPC_Q_ATRN_RESULT:
+		atrn_queue_answered(sd, id, m);
 		return;
 	default:
 		log_warnx("event=ipc_unexpected type=%u peer=queue", m->type);
@@ -276,7 +279,8 @@ int smtpd_main(struct config *cfg, int queue_fd, const int *listen_fds, const st
 		l->fd = listen_fds[i];
 		l->sd = &sd;
 		l->addr = addrs[i];
-		l->submission = submission[i];
+		l->submission = submission[i] == LISTEN_KIND_SUBMISSION;
+		l->odmr = submission[i] == LISTEN_KIND_ODMR;
 		fcntl(l->fd, F_SETFL, fcntl(l->fd, F_GETFL) | O_NONBLOCK);
 		l->ev = event_new(sd.base, l->fd, EV_READ | EV_PERSIST, on_accept, l);
 		event_add(l->ev, NULL);

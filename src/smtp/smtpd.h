@@ -35,6 +35,7 @@ struct dnsbl_check;
 struct elsewhere_tables;
 struct verifier;
 struct rcpt_wait;
+struct atrn_splice;
 typedef struct ssl_ctx_st SSL_CTX;
 
 /* Recent AUTH failures of one client address (R3: "limited per client address"). */
@@ -51,6 +52,7 @@ struct listener {
 	struct smtpd *sd;
 	struct listen_addr addr;
 	int submission;           /* AUTH required before MAIL */
+	int odmr;                 /* E6: odmr_listen, AUTH and ATRN only (cmd_atrn.c) */
 };
 
 struct smtpd {
@@ -159,6 +161,8 @@ struct session {
 	int waiting_underlying;       /* closing: waiting for the plain layer under TLS to drain */
 	struct event *ev_destroy;     /* deferred free (schedule_destroy) */
 	char etrn_node[260];          /* ETRN waiting for the queue: the node as answered; "" otherwise */
+	int odmr;                     /* E6: accepted on an odmr_listen listener */
+	struct atrn_splice *atrn;     /* E6: ATRN waiting for the queue or reversed (cmd_atrn.c); NULL otherwise */
 };
 
 
@@ -189,8 +193,14 @@ int auth_offered(const struct session *s);
 /* cmd_etrn.c: ETRN (RFC 1985) and the queue's answer (IPC_Q_ETRN_RESULT, after the session id) */
 void cmd_etrn(struct session *s, const char *args);
 void etrn_queue_answered(struct smtpd *sd, uint64_t id, struct ipc_msg *m);
+/* cmd_atrn.c: ATRN (RFC 2645) on odmr_listen, the queue's answer (IPC_Q_ATRN_RESULT), the splice */
+void cmd_atrn(struct session *s, const char *args);
+void atrn_queue_answered(struct smtpd *sd, uint64_t id, struct ipc_msg *m);
+void atrn_session_free(struct session *s);
 /* cmd_starttls.c */
 void cmd_starttls(struct session *s, const char *args);
+/* session.c: the session's own bufferevent callbacks again (after the ATRN splice) */
+void session_restore_callbacks(struct session *s);
 /* session.c: replace the session's bufferevent (STARTTLS) */
 void session_set_bev(struct session *s, struct bufferevent *bev);
 /* header.c: the address of the From: header in a header section; 0 or -1 */
