@@ -158,6 +158,8 @@ struct config {
 	char *link_check_command;   /* exit status 0 = link up; "" = tsubamectl link up|down only */
 	long link_check_interval;
 	long link_check_timeout;
+	char *link_up_command;      /* run at every link-up (e.g. tsubamectl atrn); "" = none */
+	long link_up_command_timeout;
 	long queue_timer;           /* seconds between queue runs while the link is up; 0 = off */
 	long link_hold_open;        /* seconds the line is held open after it came up */
 	char *etrn_server;          /* host[:port]; "" = no pull requests */

@@ -42,6 +42,8 @@ struct link {
 	struct linkcheck *check;
 	struct event *ev_check;
 	int check_last;            /* enum linkcheck_result of the last answer; LINKCHECK_NONE: none yet */
+	/* link_up_command: run at every link-up (e.g. tsubamectl atrn, E6) */
+	struct linkcheck *upcmd;
 	/* pull requests of the current link-up */
 	uint32_t pull_id;          /* of the session in flight (results of older ones are only logged) */
 	int pull_inflight;
@@ -377,6 +379,30 @@ static void on_pull_retry(evutil_socket_t fd, short what, void *arg)
 	pull_send(l);
 }
 
+/*
+ * E6: a dynamic-IP site collects its mail with ATRN when the link comes up:
+ * link_up_command (typically "tsubamectl -c CONF atrn ISP site.test") runs once
+ * per link-up, as the mail user, bounded by link_up_command_timeout.  Also the
+ * manual's "run a program after connecting" for anything else.
+ */
+static void on_upcmd_result(void *arg, enum linkcheck_result r, const char *detail)
+{
+	(void)arg;
+	log_info("event=link_up_command result=%s detail=%s", r == LINKCHECK_UP ? "ok" : r == LINKCHECK_DOWN ? "failed" :
+	    "no_answer", lq(detail));
+}
+
+static void upcmd_start(struct link *l)
+{
+	const struct config *c = l->q->cfg;
+	if (!c->link_up_command[0])
+		return;
+	if (linkcheck_run(l->upcmd, c->link_up_command, (unsigned)c->link_up_command_timeout) < 0)
+		log_warnx("event=link_up_command result=skipped detail=\"still running from the last link-up\"");
+	else
+		log_info("event=link_up_command_start");
+}
+
 void link_remote_idle(struct queue *q)
 {
 	struct link *l = q->link;
@@ -514,6 +540,7 @@ static void set_link(struct link *l, int up, enum link_by by, long uid, long lon
 	/* Seed 001: push what we have for the ISP, then ask it for what it holds for us. */
 	queue_run(l, "link_up", pushed ? &pushed[0] : NULL, pushed ? &pushed[1] : NULL);
 	pull_start(l);
+	upcmd_start(l);
 	arm_queue_timer(l);
 }
 
@@ -570,6 +597,7 @@ void link_start(struct queue *q)
 	l->ev_check = evtimer_new(q->base, on_check, l);
 	l->ev_pull = evtimer_new(q->base, on_pull_retry, l);
 	l->check = linkcheck_new(q->base, on_check_result, l);
+	l->upcmd = linkcheck_new(q->base, on_upcmd_result, l);
 	q->link = l;
 	if (q->cfg->dialup) {
 		log_info("event=link_state dialup=yes up=%d since=%lld by=%s", l->st.up, l->st.since, link_by_name(l->st.by));
@@ -605,6 +633,7 @@ void link_stop(struct queue *q)
 		return;
 	q->link = NULL;
 	linkcheck_free(l->check);
+	linkcheck_free(l->upcmd);
 	pull_clear(l);
 	event_free(l->ev_window);
 	event_free(l->ev_timer);

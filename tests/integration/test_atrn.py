@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from tsubame_harness import Daemon, finish, free_port, token
+from tsubame_harness import TSUBAMECTL, Daemon, finish, free_port, token
 
 SITE_DOMAINS = "example.test\nsite.test\n"
 
@@ -385,3 +385,31 @@ def test_customer_against_raw_provider(site):
     assert seen["closed"]
     assert "reversed connection" in cp.out
     site.wait_for_token("alice@site.test", tok)
+
+
+def test_atrn_when_the_link_comes_up(provider, base_dir):
+    """E6 on link-up: a dial-up site runs `tsubamectl atrn` from link_up_command each time its link
+    comes up, and the held mail arrives over its own connection."""
+    d = Daemon(base_dir, name="dialup-atrn", host="127.0.0.3", domains=SITE_DOMAINS,
+               accounts=[("alice@site.test", "alice-pass", [])],
+               params={"dialup": "yes", "link_hold_open": "0"})
+    pw = os.path.join(d.root, "atrn.pw")
+    with open(pw, "w") as f:
+        f.write("demo-pass\n")
+    d.params["link_up_command"] = "%s -c %s atrn --user demo@example.test --password-file %s 127.0.0.1:%d site.test" % (
+        TSUBAMECTL, d.conf, pw, provider.odmr_port)
+    d.write_conf()
+    d.start()
+    try:
+        tok = token()
+        send_held(provider, "alice@site.test", tok)
+        time.sleep(1.0)
+        assert not d.find("alice@site.test", tok), "delivered before the link came up"
+        d.ctl("link", "up")
+        d.wait_for_token("alice@site.test", tok, timeout=20)
+        deadline = time.monotonic() + 10
+        while "event=link_up_command result=ok" not in d.log() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert "event=link_up_command result=ok" in d.log(), d.log()[-3000:]
+    finally:
+        finish(d)
