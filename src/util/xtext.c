@@ -30,8 +30,8 @@ int xtext_decode(const char *in, size_t n, char *out, size_t outsz)
 				return -1;
 			c = (unsigned char)(h << 4 | l);
 			i += 2;
-			/* Decoded values become header text: no controls, no NUL. */
-			if (c < 32 || c == 127)
+			/* Decoded values become header text (RFC 3461: printable US-ASCII): no controls, no 8-bit. */
+			if (c < 32 || c > 126)
 				return -1;
 		} else if (!plain(c)) {
 			return -1;

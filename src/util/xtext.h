@@ -11,8 +11,8 @@
 /*
  * Decode n bytes of xtext into out (outsz includes the NUL).  Strict: a '+'
  * must be followed by two upper-case hex digits, raw bytes must be 33..126
- * except '+' and '=', and the decoded value may not contain NUL or controls
- * (it ends up in DSN header fields).  Returns the decoded length, or -1.
+ * except '+' and '=', and the decoded value must be printable US-ASCII (it
+ * ends up in DSN header fields).  Returns the decoded length, or -1.
  */
 int xtext_decode(const char *in, size_t n, char *out, size_t outsz);
 

@@ -156,6 +156,7 @@ static const struct mail_case mail_cases[] = {
 	{ "FROM:<a@b> ENVID=a+2", 0, 501, "5.5.4", "Bad ENVID parameter syntax", NULL, 0, 0, 0, 0 },
 	{ "FROM:<a@b> ENVID=a+0A", 0, 501, "5.5.4", "Bad ENVID parameter syntax", NULL, 0, 0, 0, 0 },
 	{ "FROM:<a@b> ENVID=a+2b", 0, 501, "5.5.4", "Bad ENVID parameter syntax", NULL, 0, 0, 0, 0 },
+	{ "FROM:<a@b> ENVID=a+C3+A9", 0, 501, "5.5.4", "Bad ENVID parameter syntax", NULL, 0, 0, 0, 0 },
 	{ "FROM:<a@b> ENVID", 0, 501, "5.5.4", "Bad ENVID parameter syntax", NULL, 0, 0, 0, 0 },
 	{ "FROM:<a@b> ENVID=x ENVID=y", 0, 501, "5.5.4", "Duplicate ENVID parameter", NULL, 0, 0, 0, 0 },
 	{ "FROM:<a@b> AUTH=<>", 0, 555, "5.5.4", "Unsupported option: AUTH", NULL, 0, 0, 0, 0 },
