@@ -34,6 +34,7 @@ struct atrn_conn {
 	struct smtp_client *client;   /* NULL once closed */
 	struct smtp_client_params params;
 	char tag[300];
+	char helo[256];                /* our name, copied: a reload frees the configuration it came from */
 	struct atrn_txn *head, *tail;
 	struct atrn_txn *cur;          /* submitted to the client */
 	int ended;                     /* IPC_D_ATRN_END came */
@@ -43,16 +44,14 @@ struct atrn_conn {
 
 struct atrn_relay {
 	struct event_base *base;
-	const struct config *cfg;
 	struct atrn_conn *conns;
 	size_t nconns;
 };
 
-struct atrn_relay *atrn_relay_new(struct event_base *base, const struct config *cfg)
+struct atrn_relay *atrn_relay_new(struct event_base *base)
 {
 	struct atrn_relay *ar = xcalloc(1, sizeof(*ar));
 	ar->base = base;
-	ar->cfg = cfg;
 	return ar;
 }
 
@@ -214,7 +213,7 @@ static void on_close(struct smtp_client *cl, enum smtp_status status, enum smtp_
 		conn_free(c);
 }
 
-void atrn_relay_open(struct atrn_relay *ar, uint32_t id, const char *tag, int fd)
+void atrn_relay_open(struct atrn_relay *ar, const struct config *cfg, uint32_t id, const char *tag, int fd)
 {
 	if (find(ar, id)) {
 		log_warnx("event=atrn_duplicate atrn=%u", id);
@@ -226,9 +225,10 @@ void atrn_relay_open(struct atrn_relay *ar, uint32_t id, const char *tag, int fd
 	c->id = id;
 	snprintf(c->tag, sizeof(c->tag), "%s", tag);
 	smtp_client_params_defaults(&c->params);
-	c->params.helo = ar->cfg->hostname;
+	snprintf(c->helo, sizeof(c->helo), "%s", cfg->hostname);
+	c->params.helo = c->helo;
 	c->params.tag = c->tag;
-	unsigned ms = (unsigned)ar->cfg->smtp_timeout * 1000;
+	unsigned ms = (unsigned)cfg->smtp_timeout * 1000;
 	c->params.greeting_ms = c->params.mail_ms = c->params.rcpt_ms = ms;
 	c->params.data_init_ms = ms * 2 / 5 ? ms * 2 / 5 : 1000;
 	c->params.data_block_ms = ms * 3 / 5 ? ms * 3 / 5 : 1000;

@@ -32,11 +32,11 @@
 struct event_base;
 struct atrn_relay;
 
-struct atrn_relay *atrn_relay_new(struct event_base *base, const struct config *cfg);
+struct atrn_relay *atrn_relay_new(struct event_base *base);
 /* Drop every connection at once (shutdown: the queue keeps the mail held). */
 void atrn_relay_free(struct atrn_relay *ar);
-/* IPC_D_ATRN_OPEN: take over fd. */
-void atrn_relay_open(struct atrn_relay *ar, uint32_t id, const char *tag, int fd);
+/* IPC_D_ATRN_OPEN: take over fd; what it needs of cfg (the current one) is copied. */
+void atrn_relay_open(struct atrn_relay *ar, const struct config *cfg, uint32_t id, const char *tag, int fd);
 /* IPC_D_ATRN_END */
 void atrn_relay_end(struct atrn_relay *ar, uint32_t id);
 /* An IPC_D_DELIVER with DELIVER_REQ_ATRN: ownership as remote_deliver(). */

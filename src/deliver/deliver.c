@@ -222,7 +222,7 @@ static void on_queue_msg(struct ipc_channel *ch, struct ipc_msg *m, void *arg)
 				close(m->fd);
 			return;
 		}
-		atrn_relay_open(d->atrn, id, tag, m->fd);
+		atrn_relay_open(d->atrn, d->cfg, id, tag, m->fd);
 		return;
 	}
 	if (m->type == IPC_D_ATRN_END && m->fd < 0) {
@@ -445,7 +445,7 @@ int deliver_main(struct config *cfg, int queue_fd, int index)
 		log_warnx("event=remote_delivery_unavailable errors=%s", lq(buf_cstr(&errors)));
 	buf_free(&errors);
 	d.etrn = etrn_jobs_new(d.base);
-	d.atrn = atrn_relay_new(d.base, d.cfg);
+	d.atrn = atrn_relay_new(d.base);
 	ipc_channel_init(&d.queue, d.base, queue_fd, "queue", on_queue_msg, on_queue_close, &d);
 	d.queue.on_batch_end = on_batch_end;
 	d.ev_sighup = evsignal_new(d.base, SIGHUP, on_sighup, &d);

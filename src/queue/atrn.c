@@ -39,7 +39,13 @@
 #include "util/xalloc.h"
 
 #define ATRN_RCPTS_PER_REQUEST 200
-#define ATRN_MAX_REQUESTS 10000   /* messages x domains handed over by one ATRN; the rest waits for the next */
+/*
+ * Messages x domains handed over by one ATRN; the rest waits for the next.  Each
+ * request holds a descriptor of its queue file in the deliver process until the
+ * customer (who sets the pace) has taken it: the cap bounds what one session can
+ * pin.
+ */
+#define ATRN_MAX_REQUESTS 500
 
 struct pick {
 	struct queue *q;
@@ -92,21 +98,6 @@ static void claim_one(void *arg, const char *qid)
 		return;
 	}
 	queue_admit(pk->q, qid, fd, &env);
-}
-
-static struct qmsg **all_msgs(struct queue *q, size_t *n)
-{
-	struct qmsg **v = xcalloc(q->nmessages + 1, sizeof(*v));
-	size_t k = 0;
-	struct qmsg *m;
-	TAILQ_FOREACH(m, &q->ready, entry)
-		if (k < q->nmessages)
-			v[k++] = m;
-	TAILQ_FOREACH(m, &q->waiting, entry)
-		if (k < q->nmessages)
-			v[k++] = m;
-	*n = k;
-	return v;
 }
 
 static void answer(struct queue *q, uint64_t session, enum atrn_status st, long long count, const char *reason)
@@ -267,7 +258,7 @@ void atrn_request(struct queue *q, struct ipc_msg *im)
 		struct pick pk = { q, doms, auth };
 		spool_list(&q->spool, SPOOL_DEFERRED, claim_one, &pk);
 		size_t nm;
-		struct qmsg **v = all_msgs(q, &nm);
+		struct qmsg **v = queue_all_msgs(q, &nm);
 		/* First count (nothing is sent unless something waits: 453 keeps the connection as it is). */
 		for (size_t i = 0; i < nm; i++) {
 			const char *ds[ATRN_DOMAINS_MAX];
