@@ -65,7 +65,7 @@ void local_deliver(const struct config *cfg, const struct local_tables *t, int f
 	long max_msgs = d ? d->max_messages : 0;
 	if (limit > 0 || max_msgs > 0) {
 		long long bytes = 0, msgs = 0;
-		if (maildir_usage(r->mailbox, &bytes, &msgs) == 0 &&
+		if (maildir_quota_usage(r->mailbox, limit, max_msgs, &bytes, &msgs) == 0 &&
 		    ((limit > 0 && bytes + (long long)len > limit) || (max_msgs > 0 && msgs >= max_msgs))) {
 			result(r, DELIVER_PERMFAIL, "5.2.2", "mailbox full: %s", dest);
 			return;

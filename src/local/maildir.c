@@ -8,6 +8,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <limits.h>
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -16,6 +17,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "util/fsutil.h"
@@ -132,6 +134,109 @@ int maildir_usage(const char *maildir, long long *bytes, long long *messages)
 	if (usage_dir(maildir, "new", bytes, messages) < 0 || usage_dir(maildir, "cur", bytes, messages) < 0)
 		return -1;
 	return 0;
+}
+
+/*
+ * Maildir++ maildirsize: the first line is the quota ("<bytes>S,<count>C"),
+ * every further line "<bytes> <count>" a change; the usage is their sum.  We
+ * append one line per delivery, and recount the folders (and rewrite the file
+ * atomically) when it is missing, unreadable, larger than MAILDIRSIZE_MAX, not
+ * about our quota, or untouched for MAILDIRSIZE_AGE: a mail reader that
+ * deletes without updating it makes the sum drift up, never for longer than
+ * that.  So a RCPT-time check reads one small file instead of every name in
+ * new/ and cur/.
+ */
+#define MAILDIRSIZE_MAX 5120
+#define MAILDIRSIZE_AGE (15 * 60)
+
+static void quota_line(char *out, size_t n, long limit_bytes, long limit_msgs)
+{
+	if (limit_bytes > 0 && limit_msgs > 0)
+		snprintf(out, n, "%ldS,%ldC", limit_bytes, limit_msgs);
+	else if (limit_msgs > 0)
+		snprintf(out, n, "%ldC", limit_msgs);
+	else
+		snprintf(out, n, "%ldS", limit_bytes > 0 ? limit_bytes : 0);
+}
+
+/* The sums of a fresh, well-formed maildirsize for this quota; -1 when it must be recounted. */
+static int maildirsize_read(const char *file, const char *quota, long long *bytes, long long *messages)
+{
+	int fd = open(file, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	struct stat st;
+	char buf[MAILDIRSIZE_MAX + 1];
+	ssize_t n = -1;
+	if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size <= MAILDIRSIZE_MAX &&
+	    time(NULL) - st.st_mtime < MAILDIRSIZE_AGE)
+		n = read(fd, buf, MAILDIRSIZE_MAX);
+	close(fd);
+	if (n <= 0)
+		return -1;
+	buf[n] = '\0';
+	char *nl = strchr(buf, '\n');
+	if (!nl || (size_t)(nl - buf) != strlen(quota) || memcmp(buf, quota, strlen(quota)) != 0)
+		return -1;
+	long long b = 0, c = 0;
+	for (char *p = nl + 1; *p;) {
+		char *end;
+		long long lb = strtoll(p, &end, 10);
+		if (end == p || *end != ' ')
+			return -1;
+		p = end + 1;
+		long long lc = strtoll(p, &end, 10);
+		if (end == p || *end != '\n')
+			return -1; /* a torn last line: recount */
+		if ((lb > 0 && b > LLONG_MAX - lb) || (lc > 0 && c > LLONG_MAX - lc))
+			return -1;
+		b += lb;
+		c += lc;
+		p = end + 1;
+	}
+	*bytes = b < 0 ? 0 : b;
+	*messages = c < 0 ? 0 : c;
+	return 0;
+}
+
+int maildir_quota_usage(const char *maildir, long limit_bytes, long limit_msgs, long long *bytes, long long *messages)
+{
+	char file[MAILDIR_PATH_MAX], tmp[MAILDIR_PATH_MAX], quota[64];
+	quota_line(quota, sizeof(quota), limit_bytes, limit_msgs);
+	if ((size_t)snprintf(file, sizeof(file), "%s/maildirsize", maildir) >= sizeof(file) ||
+	    (size_t)snprintf(tmp, sizeof(tmp), "%s/tmp/maildirsize.%ld", maildir, (long)getpid()) >= sizeof(tmp))
+		return maildir_usage(maildir, bytes, messages);
+	if (maildirsize_read(file, quota, bytes, messages) == 0)
+		return 0;
+	if (maildir_usage(maildir, bytes, messages) < 0)
+		return -1;
+	/* Rewrite it: best effort (a missing Maildir, a read-only one: the count stands anyway). */
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return 0;
+	char text[160];
+	int len = snprintf(text, sizeof(text), "%s\n%lld %lld\n", quota, *bytes, *messages);
+	int ok = write(fd, text, (size_t)len) == len;
+	close(fd);
+	if (!ok || rename(tmp, file) < 0)
+		unlink(tmp);
+	return 0;
+}
+
+/* One delivery more in maildirsize, if the mailbox keeps one (never created here: the quota check does). */
+static void maildirsize_add(const char *maildir, long long size)
+{
+	char file[MAILDIR_PATH_MAX], line[64];
+	if ((size_t)snprintf(file, sizeof(file), "%s/maildirsize", maildir) >= sizeof(file))
+		return;
+	int fd = open(file, O_WRONLY | O_APPEND | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	int len = snprintf(line, sizeof(line), "%lld 1\n", size);
+	if (write(fd, line, (size_t)len) != len) {
+		/* a short append leaves a torn line: the next reader recounts */
+	}
+	close(fd);
 }
 
 /* ---- delivery ---- */
@@ -419,6 +524,7 @@ int maildir_deliver(const struct maildir_delivery *d, char *why, size_t whysz, i
 		sysfail(&f, "rename to", dst);
 		goto failed;
 	}
+	maildirsize_add(d->maildir, written);
 	if (d->defer_dir_sync)
 		return 0;
 	snprintf(dir, sizeof(dir), "%s/new", d->maildir);

@@ -22,8 +22,14 @@
  */
 int mailbox_path_expand(const char *tmpl, const struct account *a, char *out, size_t outsz);
 
-/* Usage over new/ and cur/; a missing Maildir is empty.  0 or -1 (errno). */
+/* Usage over new/ and cur/ by listing them; a missing Maildir is empty.  0 or -1 (errno). */
 int maildir_usage(const char *maildir, long long *bytes, long long *messages);
+/*
+ * The same for a quota check, through the Maildir++ maildirsize file (one small
+ * read; recounted with maildir_usage and rewritten when stale or absent).  The
+ * limits are written as its quota line.  0 or -1 (errno).
+ */
+int maildir_quota_usage(const char *maildir, long limit_bytes, long limit_msgs, long long *bytes, long long *messages);
 
 struct maildir_delivery {
 	const char *maildir;      /* created (with tmp/ new/ cur/, mode 0700) when missing */

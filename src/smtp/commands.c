@@ -295,7 +295,7 @@ static int over_quota(struct session *s, const struct resolved *r)
 	if (mailbox_path_expand(s->sd->cfg->mailbox_path, r->account, path, sizeof(path)) < 0)
 		return 0;
 	long long bytes = 0, msgs = 0;
-	if (maildir_usage(path, &bytes, &msgs) < 0)
+	if (maildir_quota_usage(path, limit, max_msgs, &bytes, &msgs) < 0)
 		return 0;
 	uint64_t incoming = s->txn->mp.has_size ? s->txn->mp.size : 0;
 	if (limit > 0 && (bytes >= limit || (uint64_t)bytes + incoming > (uint64_t)limit))

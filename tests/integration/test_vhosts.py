@@ -96,6 +96,7 @@ def fill(d, user, nbytes):
 def empty(d, user):
     for f in d.message_files(user):
         os.unlink(f)
+    d.forget_maildirsize(user)    # as a Maildir++ mail reader would account for the deletions
 
 
 def message(tok, size=0):

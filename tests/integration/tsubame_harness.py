@@ -771,6 +771,12 @@ class Daemon:
     def queue_snapshot(self):
         return {s: len(self.queue_files(s)) for s in ("incoming", "active", "deferred", "corrupt")}
 
+    def forget_maildirsize(self, user):
+        try:
+            os.unlink(os.path.join(self.maildir(user), "maildirsize"))
+        except FileNotFoundError:
+            pass
+
     def fill_mailbox(self, user, nbytes):
         """Put a message file of nbytes into the user's Maildir/cur (for quota tests)."""
         md = self.maildir(user)
@@ -780,6 +786,8 @@ class Daemon:
         p = os.path.join(md, "cur", name)
         with open(p, "wb") as f:
             f.write(b"Subject: filler\n\n" + b"x" * (nbytes - 18) + b"\n")
+        # A Maildir++ writer keeps maildirsize up to date; this one just drops it (a recount follows).
+        self.forget_maildirsize(user)
         if IS_ROOT:
             pw = pwd.getpwnam(RUN_USER)
             for dirpath, dirs, files in os.walk(os.path.join(self.mail)):

@@ -346,6 +346,73 @@ static void test_usage(void **state)
 	assert_int_equal(msgs, 4);
 }
 
+static void read_file(const char *path, char *out, size_t n)
+{
+	FILE *fp = fopen(path, "r");
+	assert_non_null(fp);
+	size_t k = fread(out, 1, n - 1, fp);
+	out[k] = '\0';
+	fclose(fp);
+}
+
+/* Maildir++ maildirsize: created by the quota check, appended by deliveries, recounted when stale. */
+static void test_quota_usage_maildirsize(void **state)
+{
+	struct fixture *f = *state;
+	char maildir[256], why[256], file[300], text[6000];
+	int temp;
+	off_t off;
+	int qfd = write_queue(f->qpath, "x\r\n", 3, &off);
+	snprintf(maildir, sizeof(maildir), "%s/q/Maildir", f->dir);
+	snprintf(file, sizeof(file), "%s/maildirsize", maildir);
+	struct maildir_delivery d = { .maildir = maildir, .return_path = "a@b", .delivered_to = "c@d",
+		.hostname = "h", .data_fd = qfd, .data_off = off, .data_len = 3 };
+	const long long one = (long long)strlen("Return-Path: <a@b>\nDelivered-To: c@d\nx\n");
+	long long bytes, msgs;
+	/* no file yet: deliveries do not create it */
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(maildir_deliver(&d, why, sizeof(why), &temp), 0);
+	assert_int_equal(access(file, F_OK), -1);
+	/* the first check counts and writes it */
+	assert_int_equal(maildir_quota_usage(maildir, 100000, 50, &bytes, &msgs), 0);
+	assert_int_equal(msgs, 3);
+	assert_int_equal(bytes, 3 * one);
+	read_file(file, text, sizeof(text));
+	char want[100];
+	snprintf(want, sizeof(want), "100000S,50C\n%lld 3\n", 3 * one);
+	assert_string_equal(text, want);
+	/* a delivery appends a line; the next check reads the file, not the folders */
+	assert_int_equal(maildir_deliver(&d, why, sizeof(why), &temp), 0);
+	assert_int_equal(maildir_quota_usage(maildir, 100000, 50, &bytes, &msgs), 0);
+	assert_int_equal(msgs, 4);
+	assert_int_equal(bytes, 4 * one);
+	/* a deletion the file does not know of is seen only at a recount: a torn line forces one */
+	char p[400];
+	snprintf(p, sizeof(p), "rm -f %s/new/*", maildir);
+	assert_int_equal(system(p), 0);
+	assert_int_equal(maildir_quota_usage(maildir, 100000, 50, &bytes, &msgs), 0);
+	assert_int_equal(msgs, 4); /* still the file's word */
+	FILE *fp = fopen(file, "a");
+	fputs("12", fp);
+	fclose(fp);
+	assert_int_equal(maildir_quota_usage(maildir, 100000, 50, &bytes, &msgs), 0);
+	assert_int_equal(msgs, 0);
+	assert_int_equal(bytes, 0);
+	/* another quota, a file over 5120 bytes: recounted too */
+	assert_int_equal(maildir_deliver(&d, why, sizeof(why), &temp), 0);
+	assert_int_equal(maildir_quota_usage(maildir, 0, 7, &bytes, &msgs), 0);
+	assert_int_equal(msgs, 1);
+	read_file(file, text, sizeof(text));
+	assert_true(strncmp(text, "7C\n", 3) == 0);
+	fp = fopen(file, "a");
+	for (int i = 0; i < 1100; i++) /* 5,500 bytes */
+		fputs("10 1\n", fp);
+	fclose(fp);
+	assert_int_equal(maildir_quota_usage(maildir, 0, 7, &bytes, &msgs), 0);
+	assert_int_equal(msgs, 1);
+	close(qfd);
+}
+
 struct pcase {
 	const char *tmpl;
 	const char *name, *domain, *home;
@@ -397,6 +464,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_deliver_failures, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_many_unique, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_usage, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_quota_usage_maildirsize, setup, teardown),
 		cmocka_unit_test(test_path_expand),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
