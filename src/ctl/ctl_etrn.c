@@ -399,29 +399,54 @@ static void quit(struct conn *c)
 	c->timeout_ms = saved;
 }
 
+/*
+ * The options etrn and atrn share: --starttls, -v, --timeout S, --helo NAME,
+ * and "--".  Returns 1 when argv[*i] was one (consumed, *i moved past its
+ * value), 0 when it is not ours, -1 after a usage message for a bad value.
+ */
+struct client_opts {
+	int starttls, verbose;
+	long timeout;
+	const char *helo;
+};
+
+static int client_option(const char *cmd, int argc, char **argv, int *i, struct client_opts *o)
+{
+	const char *a = argv[*i];
+	if (!strcmp(a, "--starttls")) {
+		o->starttls = 1;
+	} else if (!strcmp(a, "-v")) {
+		o->verbose = 1;
+	} else if (!strcmp(a, "--timeout") && *i + 1 < argc) {
+		const char *v = argv[++*i];
+		char *end;
+		o->timeout = strtol(v, &end, 10);
+		if (*v < '0' || *v > '9' || *end || o->timeout < 1 || o->timeout > 3600) {
+			fprintf(stderr, "tsubamectl: %s: --timeout takes 1 to 3600 seconds\n", cmd);
+			return -1;
+		}
+	} else if (!strcmp(a, "--helo") && *i + 1 < argc) {
+		o->helo = argv[++*i];
+	} else {
+		return 0;
+	}
+	return 1;
+}
+
 int ctl_etrn(struct ctl *ctl, int argc, char **argv)
 {
-	int starttls = 0, force = 0, verbose = 0;
-	long timeout = 30;
-	const char *helo = ctl->cfg.hostname;
+	int force = 0;
+	struct client_opts opt = { 0, 0, 30, ctl->cfg.hostname };
 	int i = 0;
 	for (; i < argc && argv[i][0] == '-'; i++) {
-		if (!strcmp(argv[i], "--starttls"))
-			starttls = 1;
-		else if (!strcmp(argv[i], "--force"))
+		int r = client_option("etrn", argc, argv, &i, &opt);
+		if (r < 0)
+			return EXIT_USAGE;
+		if (r > 0)
+			continue;
+		if (!strcmp(argv[i], "--force"))
 			force = 1;
-		else if (!strcmp(argv[i], "-v"))
-			verbose = 1;
-		else if (!strcmp(argv[i], "--timeout") && i + 1 < argc) {
-			char *end;
-			timeout = strtol(argv[++i], &end, 10);
-			if (*argv[i] < '0' || *argv[i] > '9' || *end || timeout < 1 || timeout > 3600) {
-				fprintf(stderr, "tsubamectl: etrn: --timeout takes 1 to 3600 seconds\n");
-				return EXIT_USAGE;
-			}
-		} else if (!strcmp(argv[i], "--helo") && i + 1 < argc) {
-			helo = argv[++i];
-		} else if (!strcmp(argv[i], "--")) {
+		else if (!strcmp(argv[i], "--")) {
 			i++;
 			break;
 		} else {
@@ -429,6 +454,9 @@ int ctl_etrn(struct ctl *ctl, int argc, char **argv)
 			return EXIT_USAGE;
 		}
 	}
+	int starttls = opt.starttls, verbose = opt.verbose;
+	long timeout = opt.timeout;
+	const char *helo = opt.helo;
 	if (argc - i < 2) {
 		usage();
 		return EXIT_USAGE;
@@ -672,29 +700,20 @@ static char *read_password_file(const char *path)
 
 int ctl_atrn(struct ctl *ctl, int argc, char **argv)
 {
-	int starttls = 0, verbose = 0;
-	long timeout = ATRN_IDLE_DEFAULT;
-	const char *helo = ctl->cfg.hostname, *user = NULL, *pwfile = NULL;
+	struct client_opts opt = { 0, 0, ATRN_IDLE_DEFAULT, ctl->cfg.hostname };
+	const char *user = NULL, *pwfile = NULL;
 	int i = 0;
 	for (; i < argc && argv[i][0] == '-'; i++) {
-		if (!strcmp(argv[i], "--starttls"))
-			starttls = 1;
-		else if (!strcmp(argv[i], "-v"))
-			verbose = 1;
-		else if (!strcmp(argv[i], "--user") && i + 1 < argc)
+		int r = client_option("atrn", argc, argv, &i, &opt);
+		if (r < 0)
+			return EXIT_USAGE;
+		if (r > 0)
+			continue;
+		if (!strcmp(argv[i], "--user") && i + 1 < argc)
 			user = argv[++i];
 		else if (!strcmp(argv[i], "--password-file") && i + 1 < argc)
 			pwfile = argv[++i];
-		else if (!strcmp(argv[i], "--timeout") && i + 1 < argc) {
-			char *end;
-			timeout = strtol(argv[++i], &end, 10);
-			if (*argv[i] < '0' || *argv[i] > '9' || *end || timeout < 1 || timeout > 3600) {
-				fprintf(stderr, "tsubamectl: atrn: --timeout takes 1 to 3600 seconds\n");
-				return EXIT_USAGE;
-			}
-		} else if (!strcmp(argv[i], "--helo") && i + 1 < argc) {
-			helo = argv[++i];
-		} else if (!strcmp(argv[i], "--")) {
+		else if (!strcmp(argv[i], "--")) {
 			i++;
 			break;
 		} else {
@@ -702,6 +721,9 @@ int ctl_atrn(struct ctl *ctl, int argc, char **argv)
 			return EXIT_USAGE;
 		}
 	}
+	int starttls = opt.starttls, verbose = opt.verbose;
+	long timeout = opt.timeout;
+	const char *helo = opt.helo;
 	if (argc - i < 1) {
 		atrn_usage();
 		return EXIT_USAGE;
